@@ -1,0 +1,106 @@
+"""Decoding and resizing images, robust to what real folders contain.
+
+Every image that enters the project (training crops, photos, video frames) passes through
+`load_image`, so one function decides how formats, EXIF rotation, alpha, grayscale and 16-bit
+data become plain RGB uint8 arrays. Normalisation to [0, 1] lives inside the model itself, so
+callers always hand it uint8 pixels.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+MAX_PIXELS = 80_000_000  # refuse images larger than this: decoding them would need GBs
+MIN_SIDE = 8  # smaller images cannot contain a usable face
+
+ImageSource = Union[str, Path, bytes]
+
+
+class ImageError(ValueError):
+    """An image could not be used; the message says why in plain words."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
+    """Decode a file or bytes into an RGB uint8 array, upright as the camera meant it.
+
+    `max_side` lets JPEG decoding downscale on the fly (cheap and memory-bounded for huge photos);
+    the result may still be up to twice `max_side`, callers resize further if they need to.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
+    else:
+        data = source
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"image too large ({width}x{height}, over {MAX_PIXELS // 1_000_000} megapixels)")
+            if max_side and img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))
+            img = ImageOps.exif_transpose(img)
+            array = _to_rgb(img)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"not a readable image ({_short(exc)})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"corrupt or truncated image ({_short(exc)})") from exc
+    if min(array.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"image too small ({array.shape[1]}x{array.shape[0]} pixels)")
+    return array
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to RGB uint8; 16-bit data is scaled, alpha is composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        raw = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if raw.max() > 255 else 255.0
+        gray = np.clip(raw * (255.0 / peak), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        raw = np.asarray(img, dtype=np.float64)
+        gray = np.clip(raw * (255.0 if raw.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize an RGB image to size x size (area filter when shrinking, which avoids aliasing)."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    shrinking = image.shape[0] > size or image.shape[1] > size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def gray_to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """A 2-D grayscale array (e.g. the 48x48 CSV format) as an RGB uint8 image."""
+    gray = np.clip(pixels, 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
