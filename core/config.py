@@ -40,6 +40,7 @@ class Config:
     age_sigma: float = 2.5  # std-dev (years) of the label distribution around the true age
     age_loss_weight: float = 1.0
     augment: bool = True
+    lr_schedule: str = "cosine"  # "cosine" (warm-up + cosine decay) or "plateau" (reduce on plateau)
     early_stopping_patience: int = 8
     # inference
     flip_tta: bool = True  # average predictions of the image and its mirror

@@ -1,0 +1,233 @@
+"""Face datasets as one pandas table, and the seeded stratified split.
+
+Every loader returns a DataFrame with one row per usable face and the columns
+`file` (name, unique within the dataset), `path` (image file, or None), `age` (int),
+`gender` (0 = male, 1 = female), `race` (0-4 as in UTKFace, or -1 when unknown); the
+48x48 CSV format adds `pixels` (a 48x48 uint8 array) instead of a path. Rows that cannot be
+used are skipped, counted in `table.attrs["skipped"]` as (name, reason) pairs, and reported
+with a `DatasetWarning`, so a bad row never stops a load and is never dropped silently.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, age_band
+from .images import ImageError, gray_to_rgb, is_image_file, load_image, resize_square
+
+FORMATS = ("utkface", "pixels-csv", "folder-csv")
+LABELS_CSV = "labels.csv"  # default labels file name inside a folder-csv dataset
+UTKFACE_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
+COLUMNS = ["file", "path", "age", "gender", "race"]
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be loaded at all (missing, empty, wrong format)."""
+
+
+class DatasetWarning(UserWarning):
+    """Some rows of a dataset were skipped."""
+
+
+def parse_utkface_name(name: str) -> tuple[int, int, int] | None:
+    """(age, gender, race) from a UTKFace file name, or None when the name is malformed."""
+    match = UTKFACE_NAME.match(name)
+    if not match:
+        return None
+    age, gender, race = (int(match.group(i)) for i in (1, 2, 3))
+    return (age, gender, race) if age <= 120 else None
+
+
+def load_utkface(folder: str | Path) -> pd.DataFrame:
+    """A UTKFace folder: labels come from `{age}_{gender}_{race}_{datetime}.jpg(.chip.jpg)` names."""
+    folder = _existing_dir(folder)
+    rows, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
+        labels = parse_utkface_name(path.name)
+        if labels is None:
+            skipped.append((path.name, "file name is not {age}_{gender}_{race}_{datetime}.jpg"))
+        else:
+            rows.append((path.name, str(path), *labels))
+    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"UTKFace folder {folder}")
+
+
+def load_pixels_csv(csv_path: str | Path) -> pd.DataFrame:
+    """The 48x48 grayscale CSV (`age, ethnicity, gender, img_name, pixels`)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError(f"no such CSV file: {csv_path}")
+    try:
+        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{csv_path} is not a readable CSV: {exc}") from exc
+    missing = {"age", "ethnicity", "gender", "img_name", "pixels"} - set(raw.columns)
+    if missing:
+        raise DatasetError(f"{csv_path} lacks the column(s) {', '.join(sorted(missing))} of the 48x48 pixel format")
+    rows, skipped = [], []
+    for index, record in raw.iterrows():
+        name = record["img_name"] or f"row{index + 2}"
+        try:
+            age, gender, race = int(record["age"]), int(record["gender"]), int(record["ethnicity"])
+            pixels = np.array(record["pixels"].split(), dtype=np.int64)
+        except ValueError:
+            skipped.append((name, "non-numeric age, gender, ethnicity or pixels"))
+            continue
+        if pixels.size != 48 * 48:
+            skipped.append((name, f"{pixels.size} pixel values instead of 2304 (48x48)"))
+        elif gender not in (0, 1) or not 0 <= age <= 120 or pixels.min() < 0 or pixels.max() > 255:
+            skipped.append((name, "value out of range"))
+        else:
+            rows.append((name, None, age, gender, race if 0 <= race <= 4 else -1,
+                         pixels.reshape(48, 48).astype(np.uint8)))
+    table = pd.DataFrame(rows, columns=COLUMNS + ["pixels"])
+    return _finish(table, skipped, f"pixel CSV {csv_path}")
+
+
+def load_folder_csv(folder: str | Path, labels_csv: str | Path | None = None) -> pd.DataFrame:
+    """A folder of images plus a labels CSV with columns `file, age, gender` (and optional `race`).
+
+    `gender` may be 0/1 or male/female; `file` is relative to the folder.
+    """
+    folder = _existing_dir(folder)
+    labels_path = Path(labels_csv) if labels_csv else folder / LABELS_CSV
+    if not labels_path.is_file():
+        raise DatasetError(f"no labels CSV at {labels_path} (columns: file, age, gender[, race])")
+    raw = pd.read_csv(labels_path, dtype=str, keep_default_na=False)
+    missing = {"file", "age", "gender"} - set(raw.columns)
+    if missing:
+        raise DatasetError(f"{labels_path} lacks the column(s) {', '.join(sorted(missing))}")
+    rows, skipped = [], []
+    for record in raw.to_dict("records"):
+        name, path = record["file"], folder / record["file"]
+        gender = _parse_gender(record["gender"])
+        try:
+            age = int(float(record["age"]))
+            race = int(record.get("race") or -1)
+        except ValueError:
+            skipped.append((name, "non-numeric age or race"))
+            continue
+        if gender is None:
+            skipped.append((name, f"gender {record['gender']!r} is not 0/1/male/female"))
+        elif not path.is_file():
+            skipped.append((name, "image file not found"))
+        else:
+            rows.append((name, str(path), age, gender, race if 0 <= race <= 4 else -1))
+    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"labelled folder {folder}")
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess the dataset format: a .csv file is the pixel format, a folder with labels.csv is
+    folder-csv, any other folder is UTKFace."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "pixels-csv"
+    if path.is_dir():
+        return "folder-csv" if (path / LABELS_CSV).is_file() else "utkface"
+    raise DatasetError(f"no dataset at {path} (expected a folder or a .csv file)")
+
+
+def load_dataset(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
+    """Load any supported dataset; `fmt` is one of FORMATS, or None to detect it."""
+    fmt = fmt or detect_format(path)
+    loaders = {"utkface": load_utkface, "pixels-csv": load_pixels_csv, "folder-csv": load_folder_csv}
+    if fmt not in loaders:
+        raise DatasetError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return loaders[fmt](path)
+
+
+def split_dataset(table: pd.DataFrame, config: Config) -> pd.Series:
+    """'train' / 'val' / 'test' per row, stratified by gender and age band, reproducible by seed.
+
+    Rows are ordered by file name before shuffling, so the split depends only on the set of
+    files and the seed, not on directory listing order.
+    """
+    rng = np.random.default_rng(config.seed)
+    split = pd.Series("train", index=table.index, dtype=object)
+    strata = table.assign(_band=table["age"].map(age_band)).sort_values("file").groupby(["gender", "_band"], sort=True)
+    for _, group in strata:
+        order = rng.permutation(group.index.to_numpy())
+        n_test = int(round(len(order) * config.test_fraction))
+        n_val = int(round(len(order) * config.val_fraction))
+        split[order[:n_test]] = "test"
+        split[order[n_test:n_test + n_val]] = "val"
+    return split
+
+
+def label_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The labels alone (file, age, gender, race), e.g. to ship the demographics of a training set."""
+    return table[["file", "age", "gender", "race"]].reset_index(drop=True)
+
+
+def load_images(table: pd.DataFrame, size: int, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize every row's image to size x size: (uint8 array, mask of rows that loaded).
+
+    Decoding runs on threads (Pillow and OpenCV release the GIL). Unreadable files are reported
+    with a DatasetWarning and masked out rather than stopping the load.
+    """
+    images = np.zeros((len(table), size, size, 3), np.uint8)
+    ok = np.ones(len(table), bool)
+    problems = []
+
+    def decode(i: int) -> None:
+        row = table.iloc[i]
+        try:
+            pixels = row["pixels"] if "pixels" in table.columns and row["pixels"] is not None else None
+            image = gray_to_rgb(pixels) if pixels is not None else load_image(row["path"])
+            images[i] = resize_square(image, size)
+        except ImageError as exc:
+            ok[i] = False
+            problems.append((row["file"], str(exc)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        work = pool.map(decode, range(len(table)))
+        if progress is not False:
+            from tqdm import tqdm
+
+            # progress=None shows the bar only on a terminal (not in log files)
+            work = tqdm(work, total=len(table), desc="loading images", unit="img", leave=False, disable=None if progress is None else False)
+        for _ in work:
+            pass
+    if problems:
+        _warn(problems, "unreadable image(s) skipped")
+    return images, ok
+
+
+def _finish(table: pd.DataFrame, skipped: list[tuple[str, str]], source: str) -> pd.DataFrame:
+    if skipped:
+        _warn(skipped, f"row(s) of {source} skipped")
+    if table.empty:
+        raise DatasetError(f"no usable labelled images in {source}")
+    table = table.astype({"age": int, "gender": int, "race": int})
+    table.attrs["skipped"] = skipped
+    table.attrs["source"] = source
+    return table
+
+
+def _warn(skipped: list[tuple[str, str]], what: str) -> None:
+    listing = "; ".join(f"{name!r}: {reason}" for name, reason in skipped[:20])
+    more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    warnings.warn(f"{len(skipped)} {what}: {listing}{more}", DatasetWarning, stacklevel=3)
+
+
+def _existing_dir(folder: str | Path) -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"no such folder: {folder}")
+    return folder
+
+
+
+def _parse_gender(value: str) -> int | None:
+    value = value.strip().lower()
+    if value in ("0", "m", "male", "man"):
+        return 0
+    if value in ("1", "f", "female", "woman"):
+        return 1
+    return None
+
+

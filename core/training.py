@@ -1,0 +1,196 @@
+"""Training: data in memory at model resolution, a tf.data pipeline, and a run folder on disk.
+
+A run folder (`--out`) ends up holding everything the dashboard and evaluation need:
+`model.keras` + `model.json` (best epoch so far, written whenever validation improves, so an
+interrupted run keeps its best model), `last.keras` (for `--resume`), `history.csv` (one row per
+epoch, appended as training goes), `split.csv`, `labels.csv`, and after training the test-split
+`metrics.json` and `predictions.csv`.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from .augment import augment_batch
+from .config import Config
+from .datasets import label_table, load_dataset, load_images, split_dataset
+from .model import build_model, save_model
+
+HISTORY_FILE, SPLIT_FILE, LABELS_FILE, LAST_FILE = "history.csv", "split.csv", "labels.csv", "last.keras"
+HISTORY_COLUMNS = [
+    "epoch", "loss", "gender_loss", "age_loss", "gender_accuracy", "age_mae",
+    "val_loss", "val_gender_loss", "val_age_loss", "val_gender_accuracy", "val_age_mae", "lr", "seconds",
+]
+
+
+@keras.saving.register_keras_serializable(package="core")
+class AgeDistributionLoss(keras.losses.Loss):
+    """Cross-entropy to a Gaussian label distribution around the true age, plus the L1 error of
+    the distribution's expectation (so the predicted age itself is pulled towards the label)."""
+
+    def __init__(self, max_age: int = 116, sigma: float = 2.5, l1_weight: float = 0.1, name="age_distribution", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.max_age, self.sigma, self.l1_weight = max_age, sigma, l1_weight
+
+    def call(self, y_true, y_pred):
+        ages = tf.range(self.max_age + 1, dtype=tf.float32)
+        true = tf.reshape(tf.cast(y_true, tf.float32), [-1, 1])
+        target = tf.exp(-0.5 * tf.square((ages[None, :] - true) / self.sigma))
+        target /= tf.reduce_sum(target, axis=1, keepdims=True)
+        cross_entropy = -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)), axis=1)
+        expected = tf.linalg.matvec(y_pred, ages)
+        return cross_entropy + self.l1_weight * tf.abs(expected - true[:, 0])
+
+    def get_config(self):
+        return {**super().get_config(), "max_age": self.max_age, "sigma": self.sigma, "l1_weight": self.l1_weight}
+
+
+@keras.saving.register_keras_serializable(package="core")
+def mae(y_true, y_pred):
+    """Mean absolute error in years of the expected age (logged as `age_mae`)."""
+    ages = tf.range(tf.shape(y_pred)[-1], dtype=tf.float32)
+    return tf.abs(tf.linalg.matvec(y_pred, ages) - tf.reshape(tf.cast(y_true, tf.float32), [-1]))
+
+
+def compile_model(model: keras.Model, config: Config) -> None:
+    model.compile(
+        optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
+        loss={"gender": keras.losses.BinaryCrossentropy(),
+              "age": AgeDistributionLoss(config.max_age, config.age_sigma)},
+        loss_weights={"gender": 1.0, "age": config.age_loss_weight},
+        metrics={"gender": [keras.metrics.BinaryAccuracy(name="accuracy")], "age": [mae]},
+    )
+
+
+def make_pipeline(images: np.ndarray, ages: np.ndarray, genders: np.ndarray, config: Config,
+                  training: bool) -> tf.data.Dataset:
+    """Batches of (uint8-range float images, {"gender", "age"} targets); augmented when training."""
+    targets = {"gender": genders.astype(np.float32)[:, None], "age": ages.astype(np.float32)}
+    data = tf.data.Dataset.from_tensor_slices((images, targets))
+    if training:
+        data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+    data = data.batch(config.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y),
+                                             num_parallel_calls=tf.data.AUTOTUNE)
+    if training and config.augment:
+        data = data.map(lambda x, y: (augment_batch(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Appends each epoch to history.csv, prints a progress line, saves best and last models."""
+
+    def __init__(self, out: Path, config: Config, monitor: str = "val_loss",
+                 on_epoch: Callable[[dict], None] | None = None):
+        super().__init__()
+        self.out, self.config, self.monitor, self.on_epoch = out, config, monitor, on_epoch
+        self.best = math.inf
+        self.started = time.time()
+        history = out / HISTORY_FILE
+        if history.is_file():
+            previous = pd.read_csv(history)
+            if len(previous) and self.monitor in previous:
+                self.best = float(previous[self.monitor].min())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row = {"epoch": epoch + 1, "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+               "seconds": round(time.time() - self.started, 1)}
+        row.update({k: float(v) for k, v in logs.items() if k in HISTORY_COLUMNS})
+        history = self.out / HISTORY_FILE
+        new_file = not history.is_file()
+        with history.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        improved = row.get(self.monitor, math.inf) < self.best
+        if improved:
+            self.best = row[self.monitor]
+            save_model(self.model, self.out, self.config)
+        self.model.save(self.out / LAST_FILE)
+        print(
+            f"epoch {row['epoch']:>3}/{self.config.epochs}  {row['seconds']:>6.1f}s  "
+            f"loss {row.get('loss', float('nan')):.3f}  gender acc {row.get('gender_accuracy', float('nan')):.3f}  "
+            f"age MAE {row.get('age_mae', float('nan')):.2f}  |  val gender acc "
+            f"{row.get('val_gender_accuracy', float('nan')):.3f}  val age MAE {row.get('val_age_mae', float('nan')):.2f}"
+            f"{'  *saved best' if improved else ''}",
+            flush=True,
+        )
+        if self.on_epoch:
+            self.on_epoch(row)
+
+
+def cosine_schedule(config: Config, warmup_epochs: int = 2) -> Callable[[int, float], float]:
+    """Linear warm-up then cosine decay to 2% of the peak learning rate, by epoch."""
+    def rate(epoch: int, _current: float) -> float:
+        if epoch < warmup_epochs:
+            return config.learning_rate * (epoch + 1) / (warmup_epochs + 1)
+        progress = (epoch - warmup_epochs) / max(1, config.epochs - warmup_epochs)
+        return config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    return rate
+
+
+def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | None = None, fmt: str | None = None,
+          resume: bool = False, on_epoch: Callable[[dict], None] | None = None,
+          evaluate_test: bool = True) -> dict:
+    """Train a model on a dataset (path or loaded table) into the run folder `out`.
+
+    Returns the test-split metrics (or an empty dict with `evaluate_test=False`). Ctrl-C stops
+    training early but keeps the best model and still evaluates it.
+    """
+    config = config or Config()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = data if isinstance(data, pd.DataFrame) else load_dataset(data, fmt)
+    table = table.reset_index(drop=True)
+    table["split"] = split_dataset(table, config)
+    images, ok = load_images(table, config.image_size)
+    table, images = table[ok].reset_index(drop=True), images[ok]
+    table[["file", "split"]].to_csv(out / SPLIT_FILE, index=False)
+    label_table(table).to_csv(out / LABELS_FILE, index=False)
+
+    parts = {name: (table["split"] == name).to_numpy() for name in ("train", "val", "test")}
+    if parts["train"].sum() == 0 or parts["val"].sum() == 0:
+        raise ValueError(f"too few images ({len(table)}) to make training and validation splits")
+    pipeline = {name: make_pipeline(images[mask], table["age"].to_numpy()[mask], table["gender"].to_numpy()[mask],
+                                    config, training=name == "train") for name, mask in parts.items()}
+
+    initial_epoch = 0
+    if resume and (out / LAST_FILE).is_file() and (out / HISTORY_FILE).is_file():
+        model = keras.saving.load_model(out / LAST_FILE)
+        initial_epoch = len(pd.read_csv(out / HISTORY_FILE))
+        print(f"resuming {out} after epoch {initial_epoch}", flush=True)
+    else:
+        (out / HISTORY_FILE).unlink(missing_ok=True)
+        model = build_model(config)
+        compile_model(model, config)
+    print(f"training on {parts['train'].sum()} images, validating on {parts['val'].sum()}, "
+          f"testing on {parts['test'].sum()}; {model.count_params():,} parameters", flush=True)
+
+    callbacks = [
+        RunRecorder(out, config, on_epoch=on_epoch),
+        keras.callbacks.EarlyStopping(patience=config.early_stopping_patience, restore_best_weights=True),
+        keras.callbacks.LearningRateScheduler(cosine_schedule(config)) if config.lr_schedule == "cosine"
+        else keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=3, min_lr=config.learning_rate / 100),
+    ]
+    try:
+        model.fit(pipeline["train"], validation_data=pipeline["val"], epochs=config.epochs,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+    except KeyboardInterrupt:
+        print("interrupted: keeping the best model saved so far", flush=True)
+    if not evaluate_test or parts["test"].sum() == 0:
+        return {}
+    from .evaluation import evaluate_run
+
+    return evaluate_run(out, table[parts["test"]], images[parts["test"]])

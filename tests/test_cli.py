@@ -1,0 +1,60 @@
+import subprocess
+import sys
+
+import pytest
+
+from core.config import PROJECT_ROOT
+from tests.helpers import write_utkface_folder
+
+
+def run_cli(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=timeout)
+
+
+@pytest.mark.parametrize("sub", ["train", "evaluate", "predict"])
+def test_every_subcommand_has_help(sub):
+    result = run_cli(sub, "--help")
+    assert result.returncode == 0
+    assert "usage: python -m core " + sub in result.stdout
+
+
+def test_top_level_help_lists_subcommands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for sub in ("train", "evaluate", "predict", "batch"):
+        assert sub in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "--data", "/nonexistent/folder"], "error: no dataset at /nonexistent/folder"),
+    (["train", "--data", "/nonexistent/folder", "--out", "/tmp/never"], "error: no dataset at"),
+    (["evaluate", "--data", "{empty}"], "error: no usable labelled images"),
+    (["evaluate", "--data", "{faces}", "--model", "{empty}"], "error: no model at"),
+    (["evaluate", "--data", "{faces}", "--model", "{broken}"], "error: cannot load"),
+    (["evaluate", "--data", "{faces}", "--format", "pixels-csv"], "error: no such CSV file"),
+])
+def test_expected_problems_give_one_clear_line(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    write_utkface_folder(tmp_path / "faces", n=2)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.keras").write_bytes(b"not a zip")
+    (broken / "model.json").write_text('{"config": {}}')
+    args = [a.format(empty=tmp_path / "empty", faces=tmp_path / "faces", broken=broken) for a in args]
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_predict_aligned_crops(tmp_path, tiny_model_dir):
+    write_utkface_folder(tmp_path, n=2)
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    files = sorted(tmp_path.iterdir())
+    result = run_cli("predict", "--aligned", "--model", tiny_model_dir, *files)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert "bad.jpg: error: empty file" in lines[0]
+    assert all(("male" in line or "female" in line) and "age" in line for line in lines[1:])

@@ -1,0 +1,70 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.images import ImageError, load_image, resize_square
+
+
+def _png(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_rgb_jpeg_roundtrip(tmp_path):
+    array = np.zeros((40, 60, 3), np.uint8)
+    array[:, :30] = (200, 10, 10)
+    path = tmp_path / "x.jpg"
+    Image.fromarray(array).save(path, quality=95)
+    image = load_image(path)
+    assert image.shape == (40, 60, 3) and image.dtype == np.uint8
+    assert image[20, 10, 0] > 180 and image[20, 50, 0] < 20
+
+
+def test_grayscale_rgba_and_16_bit_become_rgb():
+    gray = load_image(_png(np.full((20, 20), 90, np.uint8)))
+    assert gray.shape == (20, 20, 3) and (gray == 90).all()
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 0  # fully transparent red: shows the white background
+    assert (load_image(_png(rgba)) == 255).all()
+    deep = np.full((20, 20), 65535 // 2, np.uint16)
+    assert abs(int(load_image(_png(deep))[0, 0, 0]) - 127) <= 1
+
+
+def test_exif_rotation_is_honoured():
+    array = np.zeros((30, 50, 3), np.uint8)  # wide image stored sideways with orientation 6
+    img = Image.fromarray(array)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", exif=exif)
+    assert load_image(buffer.getvalue()).shape == (50, 30, 3)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty file"),
+    (b"this is text, not a png", "not a readable image"),
+])
+def test_bad_bytes_raise_clear_errors(data, message):
+    with pytest.raises(ImageError, match=message):
+        load_image(data)
+
+
+def test_truncated_jpeg_and_tiny_image(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageError, match="too small"):
+        load_image(_png(np.zeros((1, 1, 3), np.uint8)))
+    with pytest.raises(ImageError, match="cannot read"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_resize_square():
+    image = np.zeros((100, 80, 3), np.uint8)
+    assert resize_square(image, 32).shape == (32, 32, 3)
+    small = np.zeros((10, 10, 3), np.uint8)
+    assert resize_square(small, 10) is small

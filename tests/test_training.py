@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.config import Config
+from core.inference import Predictor
+from core.training import HISTORY_COLUMNS, cosine_schedule, train
+from tests.helpers import write_utkface_folder
+
+CONFIG = Config(image_size=32, width=8, epochs=5, batch_size=16, learning_rate=3e-3, augment=True,
+                val_fraction=0.2, test_fraction=0.2, early_stopping_patience=10)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    write_utkface_folder(data, n=80)
+    out = tmp_path_factory.mktemp("run")
+    metrics = train(data, out, CONFIG)
+    return out, metrics
+
+
+def test_training_lowers_the_loss_and_writes_history(run):
+    out, _ = run
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
+    assert history["loss"].iloc[-1] < 0.9 * history["loss"].iloc[0]
+    assert history["val_gender_accuracy"].between(0, 1).all() and (history["val_age_mae"] > 0).all()
+
+
+def test_run_folder_holds_a_loadable_model_and_its_test_results(run):
+    out, metrics = run
+    for name in ("model.keras", "model.json", "last.keras", "split.csv", "labels.csv", "metrics.json", "predictions.csv"):
+        assert (out / name).is_file(), name
+    split = pd.read_csv(out / "split.csv")
+    assert set(split["split"]) == {"train", "val", "test"}
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert set(predictions["file"]) == set(split.loc[split["split"] == "test", "file"])
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["n"] == len(predictions) == metrics["n"]
+    assert saved["age_mae"] == pytest.approx((predictions["age_pred"] - predictions["age_true"]).abs().mean(), abs=0.01)
+    predictor = Predictor(out)
+    assert predictor.image_size == 32 and predictor.config.width == 8
+    settings = json.loads((out / "model.json").read_text())
+    assert settings["input"]["size"] == 32 and settings["genders"] == ["male", "female"]
+
+
+def test_resume_continues_from_the_last_epoch(run, tmp_path):
+    import shutil
+
+    out, _ = run
+    copy = tmp_path / "resumed"
+    shutil.copytree(out, copy)
+    data = copy.parent / "data"
+    write_utkface_folder(data, n=80)
+    train(data, copy, CONFIG.replace(epochs=6), resume=True, evaluate_test=False)
+    assert pd.read_csv(copy / "history.csv")["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    config = Config(learning_rate=1.0, epochs=10)
+    rates = [cosine_schedule(config)(epoch, 0.0) for epoch in range(10)]
+    assert rates[0] < rates[1] < rates[2] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(rates[2:], rates[3:]))
+    assert rates[-1] >= 0.02
+
+
+def test_predictor_matches_batch_and_single_predictions(tiny_model_dir):
+    predictor = Predictor(tiny_model_dir)
+    crops = np.random.default_rng(0).integers(0, 255, (5, 50, 50, 3), dtype=np.uint8)
+    ages, p_female = predictor.predict_arrays(predictor.prepare(list(crops)))
+    assert ages.shape == (5,) and ((p_female >= 0) & (p_female <= 1)).all()
+    assert ((ages >= 0) & (ages <= 116)).all()
+    single = predictor.predict_one(crops[3])
+    assert single.age == pytest.approx(ages[3], abs=1e-3) and single.p_female == pytest.approx(p_female[3], abs=1e-5)
+    assert predictor.predict_arrays(np.zeros((0, 32, 32, 3), np.uint8))[0].shape == (0,)
