@@ -1,0 +1,311 @@
+"""Real-time age and gender on video frames: detection, IoU tracking, smoothing, drawing.
+
+`FrameProcessor.process` is what the live page's WebRTC callback and `bench/live.py` both call,
+so the benchmark measures exactly the code users run. Every `detect_every` frames it runs the
+face detector and matches faces to tracks by box overlap; frames in between reuse those boxes
+(a frame's worth of lag nobody sees, for half the cost). The age/gender model runs only for
+tracks that are new or were last predicted `refresh_every` detections ago, all such faces of a
+frame in one batch: the model is the expensive part, and a face does not change age between
+frames. Each track averages its recent predictions, so labels hold still instead of flickering.
+Boxes and labels are drawn by `core.batch.annotate`, so live video and analysed photos look alike.
+
+No Streamlit here: the page owns the UI, this module owns the per-frame work. The model is handed
+in (`core.inference.Predictor`, or any object with `image_size` and `predict_arrays`), so one
+loaded model can serve every viewer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+import numpy as np
+
+from .batch import annotate
+from .config import AGE_BAND_NAMES, GENDERS, age_band
+from .faces import Face, FaceDetector, align_face
+from .inference import Prediction
+
+MAX_SMOOTHING = 60  # predictions kept per track; `smoothing` averages the latest of them
+TIMING_WINDOW = 60  # frames over which fps and the median frame time are measured
+
+
+class AgeGenderModel(Protocol):
+    """What the processor needs from `core.inference.Predictor`."""
+
+    image_size: int
+
+    def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Knobs of the live view; the page changes them through `FrameProcessor.update_settings`."""
+
+    min_score: float = 0.6  # detector confidence below which a face is ignored
+    smoothing: int = 10  # recent predictions averaged per track (1 = show raw predictions)
+    detect_every: int = 2  # run the detector on every n-th frame; others reuse its boxes
+    refresh_every: int = 3  # detections between two model runs on the same track
+    iou_threshold: float = 0.3  # box overlap needed to continue a track
+    max_missed: int = 8  # detections a track survives without being found (blur, a hand)
+    min_hits: int = 3  # detections of a track before it counts in the tally
+
+    def __post_init__(self):
+        if not 0.0 < self.min_score < 1.0:
+            raise ValueError(f"min_score must be between 0 and 1, got {self.min_score}")
+        if not 1 <= self.smoothing <= MAX_SMOOTHING:
+            raise ValueError(f"smoothing must be 1..{MAX_SMOOTHING}, got {self.smoothing}")
+        if min(self.detect_every, self.refresh_every, self.min_hits) < 1 or self.max_missed < 0:
+            raise ValueError("detect_every, refresh_every and min_hits must be >= 1, max_missed >= 0")
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """One face as shown on a frame: its track, where it is, and its smoothed prediction."""
+
+    track_id: int
+    face: Face
+    prediction: Prediction  # averaged over the track's latest `smoothing` predictions
+    latest: Prediction  # the model's newest single output, unsmoothed
+    predictions: int  # how many model outputs the track has had
+
+    @property
+    def age_band(self) -> str:
+        return age_band(self.prediction.age)
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """What the page shows: current faces, speed, and the tally of distinct people seen."""
+
+    frames: int
+    fps: float  # frames processed per second over the last `TIMING_WINDOW` frames
+    frame_ms: float  # mean processing time per frame over that window: the CPU headroom
+    faces: tuple[TrackState, ...]
+    people: int  # distinct tracks found by at least `min_hits` detections
+    by_gender: dict[str, int]
+    by_age_band: dict[str, int]
+
+
+class Track:
+    """A face followed across frames, with the history of its model outputs."""
+
+    def __init__(self, track_id: int, face: Face):
+        self.track_id = track_id
+        self.face = face
+        self.hits = 1  # detections that found it
+        self.missed = 0  # consecutive detections that did not
+        self.since_prediction: int | None = None  # detections since its last model run; None = never
+        self._ages: deque[float] = deque(maxlen=MAX_SMOOTHING)
+        self._p_female: deque[float] = deque(maxlen=MAX_SMOOTHING)
+
+    def needs_prediction(self, refresh_every: int) -> bool:
+        return self.since_prediction is None or self.since_prediction >= refresh_every
+
+    def add_prediction(self, age: float, p_female: float) -> None:
+        self._ages.append(float(age))
+        self._p_female.append(float(p_female))
+        self.since_prediction = 0
+
+    def smoothed(self, window: int) -> Prediction:
+        """Mean age and mean female probability of the latest `window` predictions."""
+        ages, probs = list(self._ages)[-window:], list(self._p_female)[-window:]
+        return Prediction(float(np.mean(ages)), float(np.mean(probs)))
+
+    def state(self, window: int) -> TrackState:
+        latest = Prediction(self._ages[-1], self._p_female[-1])
+        return TrackState(self.track_id, self.face, self.smoothed(window), latest, len(self._ages))
+
+
+class IouTracker:
+    """Greedy IoU matching of detections to tracks: enough for faces that move a little
+    between frames, and it needs no appearance model."""
+
+    def __init__(self):
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def update(self, faces: list[Face], iou_threshold: float, max_missed: int) -> list[Track]:
+        """Match this frame's faces; returns the tracks detected in this frame, in face order."""
+        face_of = dict(_match(self.tracks, faces, iou_threshold))  # track index -> face index
+        by_face = {face_index: self.tracks[track_index] for track_index, face_index in face_of.items()}
+        for index, track in enumerate(self.tracks):
+            if index in face_of:
+                track.face, track.hits, track.missed = faces[face_of[index]], track.hits + 1, 0
+            else:
+                track.missed += 1
+            if track.since_prediction is not None:
+                track.since_prediction += 1
+        self.tracks = [track for track in self.tracks if track.missed <= max_missed]
+        for face_index, face in enumerate(faces):
+            if face_index not in by_face:
+                by_face[face_index] = self._new_track(face)
+        return [by_face[i] for i in range(len(faces))]
+
+    def _new_track(self, face: Face) -> Track:
+        track = Track(self._next_id, face)
+        self._next_id += 1
+        self.tracks.append(track)
+        return track
+
+
+def _match(tracks: list[Track], faces: list[Face], threshold: float) -> list[tuple[int, int]]:
+    """(track index, face index) pairs, best overlaps first, each side used at most once."""
+    if not tracks or not faces:
+        return []
+    overlaps = box_iou(np.array([_xyxy(t.face) for t in tracks]), np.array([_xyxy(f) for f in faces]))
+    pairs, used_tracks, used_faces = [], set(), set()
+    for flat in np.argsort(-overlaps, axis=None):
+        t, f = np.unravel_index(flat, overlaps.shape)
+        if overlaps[t, f] < threshold:
+            break
+        if t not in used_tracks and f not in used_faces:
+            pairs.append((int(t), int(f)))
+            used_tracks.add(t)
+            used_faces.add(f)
+    return pairs
+
+
+def _xyxy(face: Face) -> tuple[int, int, int, int]:
+    return face.x, face.y, face.x + face.w, face.y + face.h
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a (n, 4) and b (m, 4) given as x0, y0, x1, y1 -> (n, m)."""
+    a, b = a.astype(np.float64)[:, None, :], b.astype(np.float64)[None, :, :]
+    inter = (np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+             * np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None))
+    area = lambda box: (box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1])  # noqa: E731
+    union = area(a) + area(b) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+class FrameProcessor:
+    """Detector + model + tracker + settings for one video stream.
+
+    One instance per viewer (tracks belong to one camera); the `Predictor` inside can be shared.
+    `process` runs on the WebRTC worker thread while the page thread calls `update_settings`,
+    `stats` and `reset`: `_lock` guards settings and published results, `_frame_lock` keeps
+    frames in order through the tracker.
+    """
+
+    def __init__(self, predictor: AgeGenderModel, settings: LiveSettings | None = None):
+        self.predictor = predictor
+        self._settings = settings or LiveSettings()
+        self._detector = _live_detector(self._settings.min_score)
+        self._lock = threading.Lock()
+        self._frame_lock = threading.Lock()
+        self._tracker = IouTracker()
+        self._shown: list[Track] = []  # tracks found by the latest detection
+        self._since_detection: int | None = None  # frames since it; None = detect now
+        self._people: dict[int, tuple[str, str]] = {}  # track id -> (gender, age band), latest
+        self._faces: tuple[TrackState, ...] = ()
+        self._frame_ends: deque[float] = deque(maxlen=TIMING_WINDOW)
+        self._frame_ms: deque[float] = deque(maxlen=TIMING_WINDOW)
+        self._frames = 0
+
+    @property
+    def settings(self) -> LiveSettings:
+        with self._lock:
+            return self._settings
+
+    def update_settings(self, **changes) -> LiveSettings:
+        """Change settings from any thread; they apply from the next frame on."""
+        with self._lock:
+            new = dataclasses.replace(self._settings, **changes)
+            if new.min_score != self._settings.min_score:
+                self._detector = _live_detector(new.min_score)
+            self._settings = new
+            return new
+
+    def reset(self) -> None:
+        """Forget tracks, tally and timings (a new session of counting)."""
+        with self._frame_lock, self._lock:
+            self._tracker = IouTracker()
+            self._shown, self._since_detection = [], None
+            self._people.clear()
+            self._faces = ()
+            self._frame_ends.clear()
+            self._frame_ms.clear()
+            self._frames = 0
+
+    def process(self, frame: np.ndarray) -> tuple[np.ndarray, list[TrackState]]:
+        """Annotated copy of an RGB uint8 frame, and the faces shown on it."""
+        with self._frame_lock:
+            start = time.perf_counter()
+            with self._lock:
+                settings, detector = self._settings, self._detector
+            if self._since_detection is None or self._since_detection + 1 >= settings.detect_every:
+                self._shown = self._detect(frame, detector, settings)
+                self._since_detection = 0
+            else:
+                self._since_detection += 1
+            states = [track.state(settings.smoothing) for track in self._shown]
+            annotated = annotate(frame, [(state.face, state.prediction) for state in states])
+            self._publish(self._shown, states, settings, start)
+        return annotated, states
+
+    def _detect(self, frame: np.ndarray, detector: FaceDetector, settings: LiveSettings) -> list[Track]:
+        """Find faces, continue or start their tracks, and predict those that are due."""
+        faces = [face for face in detector.detect(frame) if face.score >= settings.min_score]
+        tracks = self._tracker.update(faces, settings.iou_threshold, settings.max_missed)
+        self._predict(frame, [t for t in tracks if t.needs_prediction(settings.refresh_every)])
+        return tracks
+
+    def use_predictor(self, predictor: AgeGenderModel) -> None:
+        """Switch models (e.g. a newer checkpoint) without losing tracks and tally."""
+        with self._frame_lock:
+            self.predictor = predictor
+
+    def _predict(self, frame: np.ndarray, tracks: list[Track]) -> None:
+        """One model call for all faces of the frame that need a fresh prediction."""
+        if not tracks:
+            return
+        size = self.predictor.image_size
+        batch = np.stack([align_face(frame, track.face, size) for track in tracks])
+        ages, p_female = self.predictor.predict_arrays(batch)
+        for track, age, p in zip(tracks, ages, p_female):
+            track.add_prediction(age, p)
+
+    def _publish(self, tracks: list[Track], states: list[TrackState], settings: LiveSettings,
+                 start: float) -> None:
+        end = time.perf_counter()
+        with self._lock:
+            for track, state in zip(tracks, states):
+                if track.hits >= settings.min_hits:
+                    self._people[track.track_id] = (state.prediction.gender, state.age_band)
+            self._faces = tuple(states)
+            self._frame_ends.append(end)
+            self._frame_ms.append((end - start) * 1000.0)
+            self._frames += 1
+
+    def stats(self) -> LiveStats:
+        """A consistent snapshot for the page (safe to call while frames are processed)."""
+        with self._lock:
+            ends, people = list(self._frame_ends), list(self._people.values())
+            fps = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 and ends[-1] > ends[0] else 0.0
+            return LiveStats(
+                frames=self._frames,
+                fps=fps,
+                frame_ms=float(np.mean(self._frame_ms)) if self._frame_ms else 0.0,
+                faces=self._faces,
+                people=len(people),
+                by_gender=_count((gender for gender, _ in people), GENDERS),
+                by_age_band=_count((band for _, band in people), AGE_BAND_NAMES),
+            )
+
+
+def _live_detector(min_score: float) -> FaceDetector:
+    """The batch pipeline's detector without its full-range fallback: webcam faces are large
+    enough for the short-range model, and the fallback would double the cost of every frame
+    in which nobody is in view."""
+    return FaceDetector(min_score=min_score, full_range="never")
+
+
+def _count(values: Iterable[str], names: Iterable[str]) -> dict[str, int]:
+    """Counts for every name in a fixed order, zeros included (stable table rows and charts)."""
+    counts = Counter(values)
+    return {name: counts.get(name, 0) for name in names}

@@ -1,0 +1,146 @@
+"""The live page in a real browser: headless Chromium's fake camera plays a .y4m clip of real
+UTKFace faces (made here, in a temp dir), streams it over WebRTC to the page served by
+`streamlit run dashboard/pages/live.py`, and the page must report the faces it found in the
+frames that came back. Skips without /usr/bin/chromium, /usr/bin/chromedriver or selenium.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from _video_fixtures import pick_faces, scene, write_y4m
+from core.config import PROJECT_ROOT
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+PAGE = PROJECT_ROOT / "dashboard" / "pages" / "live.py"
+DEADLINE = 75  # seconds for the whole browser session, server start included
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
+    reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture
+def fake_camera(utkface_dir, tmp_path) -> Path:
+    """Two faces walking to and fro; played forwards then backwards so the camera's loop is seamless."""
+    frames = [frame for frame, _ in scene(pick_faces(utkface_dir, 2, seed=3), 20, speed=3, seed=3)]
+    return write_y4m(frames + frames[::-1], tmp_path / "camera.y4m", fps=15)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tiny_model_dir, tmp_path):
+    """The live page alone, served by Streamlit on a free port; its URL once it answers.
+
+    Started before the browser fixture and waited for inside the test, so the two boot in
+    parallel (both are slow on two busy cores)."""
+    port = free_port()
+    env = {**os.environ, "AGE_GENDER_MODEL_DIR": str(tiny_model_dir), "WEBRTC_ICE_SERVERS": "[]"}
+    log = open(tmp_path / "streamlit.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(PAGE), "--server.headless=true", f"--server.port={port}",
+         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        print((tmp_path / "streamlit.log").read_text()[-3000:])  # shown by pytest on failure
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_until(condition, seconds: float, message: str):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(message)
+
+
+@pytest.fixture
+def browser(fake_camera, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1400",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={fake_camera}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def metrics(driver) -> dict[str, str]:
+    from selenium.webdriver.common.by import By
+
+    found = {}
+    for element in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        label = element.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]')
+        value = element.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')
+        if label and value:
+            found[label[0].text.strip()] = value[0].text.strip()
+    return found
+
+
+def test_fake_camera_frames_come_back_annotated_with_faces(server, browser):
+    from selenium.webdriver.common.by import By
+
+    start = time.monotonic()
+    wait_until(lambda: _healthy(server), 30, "Streamlit did not start")
+    browser.get(f"http://127.0.0.1:{server}")
+    component = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, 'iframe[title*="webrtc"]'),
+                           40, "the WebRTC component did not appear (model load or page error?)")[0]
+    browser.switch_to.frame(component)
+    start_button = wait_until(lambda: [b for b in browser.find_elements(By.TAG_NAME, "button")
+                                       if b.text.strip().upper() == "START"], 15, "no START button")[0]
+    start_button.click()
+    browser.switch_to.default_content()
+
+    seen = wait_until(lambda: (lambda m: m if m.get("Faces in view") == "2" else None)(metrics(browser)),
+                      DEADLINE - (time.monotonic() - start), "the page never reported the two faces")
+    assert float(seen["Frames per second"]) > 0
+    assert int(seen["People seen"]) >= 1
+
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]'))
+    video = browser.execute_script(
+        "const v = document.querySelector('video');"
+        "return v && {w: v.videoWidth, h: v.videoHeight, t: v.currentTime, paused: v.paused};")
+    assert video and (video["w"], video["h"]) == (640, 480) and not video["paused"]
+    assert video["t"] > 0  # the processed stream is playing in the page
