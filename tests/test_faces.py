@@ -1,0 +1,174 @@
+"""Face detection and alignment, on real UTKFace faces pasted into synthetic photos."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+from _faces_fixtures import background, clear_faces, paste, utk_crops
+from core.faces import (TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, Face, FaceDetector, align_face,
+                        alignment_matrix, fit_within)
+from core.images import load_image
+
+# Crop-pixel points spread over the face, to measure how far alignment moves them.
+PROBES = np.array([[x, y, 1.0] for x in (50, 100, 150) for y in (50, 100, 150)])
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def alignment_error(face: Face, crop_to_photo: np.ndarray) -> float:
+    """Largest displacement (in 200 px crop pixels) between the original crop and the crop
+    recovered from the photo: 0 when the alignment undoes the pasting exactly."""
+    photo_to_crop = alignment_matrix(face, 200)
+    round_trip = photo_to_crop @ np.vstack([crop_to_photo, [0, 0, 1]])
+    return float(np.abs(PROBES @ round_trip.T - PROBES[:, :2]).max())
+
+
+def test_template_is_where_the_detector_puts_eyes_on_utkface_crops(utkface_dir, detector):
+    crops = [path for path, _, _ in utk_crops(utkface_dir, 150, min_age=1, max_age=100, seed=3)]
+    eyes = []
+    for path in crops:
+        faces = detector.detect(cv2.resize(load_image(path), (128, 128), interpolation=cv2.INTER_AREA))
+        if faces:
+            eyes.append([faces[0].left_eye, faces[0].right_eye])
+    assert len(eyes) >= 0.97 * len(crops)
+    median = np.median(np.array(eyes) / 128, axis=0)
+    np.testing.assert_allclose(median, [TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE], atol=0.012)
+
+
+@pytest.mark.parametrize("side, angle", [(110, 0), (150, -15), (220, 8), (300, 20), (400, -5)])
+def test_a_pasted_face_is_found_and_aligned_like_the_crop(utkface_dir, detector, side, angle):
+    errors = []
+    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 6, detector, seed=side)):
+        photo = background(640, 480, seed=i)
+        centre = (320 + 40 * (i % 3 - 1), 240 + 20 * (i % 2))
+        to_photo = paste(photo, load_image(path), centre, side, angle)
+        faces = detector.detect(photo)
+        assert len(faces) == 1
+        face = faces[0]
+        assert face.x < centre[0] < face.x + face.w and face.y < centre[1] < face.y + face.h
+        assert face.left_eye[0] < face.right_eye[0]
+        errors.append(alignment_error(face, to_photo))
+    # Measured: median 4-12 px, worst 46 px (110 px faces); the floor, BlazeFace's eye noise on
+    # the original crops themselves, is 9 px (p90 18 px), inside training augmentation (+-14 px).
+    # A wrong face or swapped eyes would be off by 100+ px.
+    assert np.median(errors) < 15
+    assert max(errors) < 60
+
+
+def test_several_faces_in_one_photo_are_all_found(utkface_dir, detector):
+    people = clear_faces(utkface_dir, 2, detector, gender=0, seed=5) + clear_faces(utkface_dir, 2, detector, gender=1, seed=5)
+    photo = background(1280, 720, seed=7)
+    centres = [(200, 250), (520, 420), (820, 260), (1100, 470)]
+    for (path, _, _), centre in zip(people, centres):
+        paste(photo, load_image(path), centre, 260, angle=5)
+    faces = detector.detect(photo)
+    assert len(faces) == 4
+    for x, y in centres:
+        assert sum(f.x < x < f.x + f.w and f.y < y < f.y + f.h for f in faces) == 1
+    assert [f.score for f in faces] == sorted((f.score for f in faces), reverse=True)
+
+
+def test_small_faces_are_found_by_the_full_range_model(utkface_dir, detector):
+    people = clear_faces(utkface_dir, 3, detector, seed=8)
+    photo = background(1600, 1200, seed=8)
+    for (path, _, _), centre in zip(people, [(300, 400), (800, 700), (1300, 300)]):
+        paste(photo, load_image(path), centre, 160)  # 10% of the longer side
+    assert len(FaceDetector(full_range="never").detect(photo)) < 3
+    assert len(detector.detect(photo)) == 3
+
+
+def test_always_full_range_finds_small_faces_next_to_a_large_one(utkface_dir, detector):
+    people = clear_faces(utkface_dir, 3, detector, seed=9)
+    photo = background(1600, 1200, seed=9)
+    for (path, _, _), centre, side in zip(people, [(400, 600), (1100, 300), (1300, 900)], (600, 160, 160)):
+        paste(photo, load_image(path), centre, side)
+    assert len(FaceDetector(full_range="always").detect(photo)) == 3
+
+
+@pytest.mark.parametrize("image", [
+    np.zeros((0, 0, 3), np.uint8), np.zeros((1, 1, 3), np.uint8), np.zeros((7,), np.uint8),
+    np.zeros((2, 5000, 3), np.uint8), np.zeros((4000, 3, 3), np.uint8), np.zeros((50, 50, 2), np.uint8),
+    np.full((300, 300, 3), np.nan, np.float32), np.full((480, 640, 3), 128, np.uint8),
+], ids=["empty", "1x1", "1-D", "2x5000", "4000x3", "2-channel", "nan-float", "blank"])
+def test_detect_returns_nothing_for_odd_images_instead_of_raising(detector, image):
+    assert detector.detect(image) == []
+
+
+def test_detect_accepts_gray_and_rgba(utkface_dir, detector):
+    photo = background(640, 480)
+    paste(photo, load_image(clear_faces(utkface_dir, 1, detector, seed=2)[0][0]), (320, 240), 250)
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    rgba = np.dstack([photo, np.full(gray.shape, 255, np.uint8)])
+    assert len(detector.detect(gray)) == len(detector.detect(rgba)) == 1
+
+
+def test_detect_is_thread_safe(utkface_dir, detector):
+    photos = []
+    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 6, detector, seed=4)):
+        photos.append(background(640, 480, seed=i))
+        paste(photos[-1], load_image(path), (300 + 10 * i, 240), 120 + 30 * i, angle=3 * i)
+    expected = [detector.detect(photo) for photo in photos]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(detector.detect, photos * 4))
+    assert results == expected * 4
+
+
+def test_align_face_puts_the_eyes_on_the_template():
+    image = np.zeros((600, 800, 3), np.uint8)
+    left, right = (250.0, 330.0), (420.0, 260.0)  # a tilted head
+    for (x, y), colour in ((left, (255, 0, 0)), (right, (0, 255, 0))):
+        cv2.circle(image, (round(x), round(y)), 6, colour, -1)
+    face = Face(200, 200, 300, 300, 0.9, left, right)
+    crop = align_face(image, face, 200)
+    assert crop.shape == (200, 200, 3) and crop.dtype == np.uint8
+    for channel, expected in ((0, TEMPLATE_LEFT_EYE), (1, TEMPLATE_RIGHT_EYE)):
+        ys, xs = np.nonzero(crop[:, :, channel] > 128)
+        np.testing.assert_allclose([xs.mean(), ys.mean()], np.array(expected) * 200, atol=0.8)
+    assert align_face(image, face, 64).shape == (64, 64, 3)
+    assert align_face(image, face, 256).shape == (256, 256, 3)
+
+
+def test_align_face_smooths_large_faces_instead_of_aliasing():
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (1000, 1000, 3), dtype=np.uint8)  # worst case: pixel-level detail
+    # eyes where a 1000 px "UTKFace crop" has them (pixel centres: 5 x + 2 for a 5x enlargement)
+    face = Face(0, 0, 1000, 1000, 1.0, tuple(np.array(TEMPLATE_LEFT_EYE) * 1000 + 2),
+                tuple(np.array(TEMPLATE_RIGHT_EYE) * 1000 + 2))
+    reference = cv2.resize(texture, (200, 200), interpolation=cv2.INTER_AREA).astype(float)
+    plain_warp = cv2.warpAffine(texture, alignment_matrix(face, 200), (200, 200), flags=cv2.INTER_LINEAR)
+    aliasing = np.abs(plain_warp - reference).mean()
+    assert np.abs(align_face(texture, face, 200) - reference).mean() < 0.3 * aliasing
+
+
+def test_fit_within_keeps_aspect_and_handles_extremes():
+    assert fit_within(np.zeros((480, 640, 3), np.uint8), 128).shape == (96, 128, 3)
+    assert fit_within(np.zeros((3000, 4000, 3), np.uint8), 1600).shape == (1200, 1600, 3)
+    assert fit_within(np.zeros((2, 5000, 3), np.uint8), 128).shape == (1, 128, 3)
+    assert fit_within(np.zeros((1, 1, 3), np.uint8), 128).shape == (128, 128, 3)
+
+
+def test_pasted_faces_get_nearly_the_crops_predictions(utkface_dir, default_model_dir, detector):
+    from core.inference import Predictor
+
+    predictor = Predictor(default_model_dir)
+    rng = np.random.default_rng(0)
+    crops, aligned = [], []
+    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 40, detector, seed=11)):
+        crop, photo, side = load_image(path), background(640, 480, seed=i), rng.uniform(130, 330)
+        centre = (rng.uniform(side / 2 + 5, 635 - side / 2), rng.uniform(side / 2 + 5, 475 - side / 2))
+        paste(photo, crop, centre, side, rng.uniform(-12, 12))
+        faces = detector.detect(photo)
+        assert faces
+        crops.append(crop)
+        aligned.append(align_face(photo, faces[0], predictor.image_size))
+    ages, p_female = predictor.predict_arrays(predictor.prepare(crops))
+    photo_ages, photo_p_female = predictor.predict_arrays(np.stack(aligned))
+    assert np.median(np.abs(photo_ages - ages)) < 2.5
+    assert np.median(np.abs(photo_p_female - p_female)) < 0.08
+    assert np.mean((photo_p_female >= 0.5) == (p_female >= 0.5)) >= 0.85
