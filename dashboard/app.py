@@ -1,0 +1,57 @@
+"""The product's front door: `streamlit run dashboard/app.py`.
+
+This entry script is the frame around every page: it makes `core` and `dashboard` importable,
+draws the sidebar's global choices and routes to the page files with `st.navigation`.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+if "tensorflow" not in sys.modules:
+    # The live page needs streamlit_webrtc imported before TensorFlow (their bundled OpenSSL
+    # builds clash the other way round); without it only that page is unavailable.
+    try:
+        import streamlit_webrtc  # noqa: F401
+    except ImportError:
+        pass
+
+import streamlit as st  # noqa: E402
+
+from dashboard import sidebar  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+# Page files live in views/, not pages/: a pages/ folder next to this script makes Streamlit
+# start in its legacy multipage mode, where a deep link such as /photo runs that file alone,
+# without this script (no sidebar, no navigation) until someone opens the home page.
+# The live page is looked for in pages/ too, where it was first written.
+LIVE_PAGES = (HERE / "views" / "live.py", HERE / "pages" / "live.py")
+
+
+def _live_placeholder() -> None:
+    st.title("Live camera")
+    st.info("The live camera page is not installed in this copy of the dashboard.")
+
+
+def _live_page() -> st.Page:
+    found = next((path for path in LIVE_PAGES if path.is_file()), None)
+    if found:
+        return st.Page(found, title="Live camera", icon=":material/videocam:", url_path="live")
+    return st.Page(_live_placeholder, title="Live camera", icon=":material/videocam:", url_path="live")
+
+
+st.set_page_config(page_title="Age & gender", page_icon=":material/face:", layout="wide")
+navigation = st.navigation({
+    "Data": [st.Page("views/demographics.py", title="Demographics", icon=":material/groups:", default=True)],
+    "Model": [st.Page("views/training.py", title="Training", icon=":material/model_training:"),
+              st.Page("views/evaluation.py", title="Evaluation", icon=":material/fact_check:")],
+    "Analyse": [st.Page("views/photo.py", title="Single photo", icon=":material/photo_camera:"),
+                st.Page("views/batch.py", title="Batch analysis", icon=":material/photo_library:"),
+                _live_page()],
+})
+sidebar.render()
+navigation.run()

@@ -1,0 +1,136 @@
+"""Plotly figure builders: a DataFrame in, a figure out.
+
+One builder per kind of chart, parameterised by column names, so the demographics, evaluation
+and batch pages draw the same kind of chart the same way. No Streamlit here, so every builder
+is unit-tested on its own.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from core.config import AGE_BAND_NAMES, GENDERS
+
+from .tables import RACE_NAMES
+
+GENDER_COLORS = {"male": "#4C78A8", "female": "#E45756"}
+CATEGORY_ORDERS = {"gender": list(GENDERS), "gender_true": list(GENDERS), "race": list(RACE_NAMES),
+                   "age_band": list(AGE_BAND_NAMES), "split": ["train", "validation"]}
+
+
+def _finish(fig: go.Figure, title: str) -> go.Figure:
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="")
+    return fig
+
+
+def histogram(table: pd.DataFrame, x: str, title: str, color: str | None = None, bin_size: float = 5,
+              x_title: str | None = None) -> go.Figure:
+    """Counts of `x` in fixed-width bins (on multiples of `bin_size`, the same for every
+    trace), stacked by `color` (e.g. gender)."""
+    fig = px.histogram(table, x=x, color=color, barmode="stack", color_discrete_map=GENDER_COLORS,
+                       category_orders=CATEGORY_ORDERS, labels={x: x_title or x})
+    if len(table):
+        start = math.floor(table[x].min() / bin_size) * bin_size
+        fig.update_traces(xbins=dict(start=start, end=table[x].max() + bin_size, size=bin_size))
+    fig.update_layout(yaxis_title="count", bargap=0.05)
+    return _finish(fig, title)
+
+
+def share(table: pd.DataFrame, column: str, title: str) -> go.Figure:
+    """Donut of how the rows split over the categories of `column`."""
+    order = CATEGORY_ORDERS.get(column)
+    tally = table[column].value_counts()
+    tally = tally.reindex([c for c in order if c in tally.index]) if order else tally
+    fig = px.pie(names=tally.index, values=tally.to_numpy(), hole=0.45, color=tally.index,
+                 color_discrete_map=GENDER_COLORS, color_discrete_sequence=px.colors.qualitative.Set2)
+    fig.update_traces(sort=False, textinfo="percent+label", textposition="inside", insidetextorientation="horizontal")
+    return _finish(fig, title)
+
+
+def pyramid(table: pd.DataFrame, title: str, age: str = "age", gender: str = "gender",
+            bin_years: int = 5) -> go.Figure:
+    """Age-gender pyramid: males to the left, females to the right, one bar per age bin."""
+    start = (table[age] // bin_years * bin_years).astype(int)
+    bins = list(range(0, int(start.max()) + 1 if len(table) else bin_years, bin_years))
+    labels = [f"{low}-{low + bin_years - 1}" for low in bins]
+    grid = pd.crosstab(pd.Categorical(start, bins), pd.Categorical(table[gender], list(GENDERS)), dropna=False)
+    fig = go.Figure()
+    for name, sign in zip(GENDERS, (-1, 1)):
+        fig.add_bar(y=labels, x=sign * grid[name].to_numpy(), orientation="h", name=name,
+                    marker_color=GENDER_COLORS[name], customdata=grid[name].to_numpy(),
+                    hovertemplate="age %{y}: %{customdata}<extra>" + name + "</extra>")
+    ticks = _symmetric_ticks(int(grid.to_numpy().max()) if grid.size else 0)
+    fig.update_layout(barmode="relative", bargap=0.05, yaxis_title="age",
+                      xaxis=dict(title="count", tickvals=ticks, ticktext=[str(abs(t)) for t in ticks]))
+    return _finish(fig, title)
+
+
+def _symmetric_ticks(peak: int) -> list[int]:
+    """Round tick positions from -peak to peak, so both sides of a pyramid read as counts."""
+    if peak <= 0:
+        return [0]
+    base = 10 ** max(0, math.floor(math.log10(peak)) - 1)
+    step = next(s * base for s in (1, 2, 5, 10, 20, 50) if peak / (s * base) <= 4)
+    return list(range(-int(peak // step * step), int(peak // step * step) + 1, int(step)))
+
+
+def heatmap(grid: pd.DataFrame, title: str, x_title: str, y_title: str, row_share: bool = False) -> go.Figure:
+    """A labelled count table as a heatmap, counts written in the cells.
+
+    With `row_share` the colour is each cell's share of its row (a confusion matrix then reads
+    as recall per true class, whatever the class sizes) and the share is written beside the count.
+    """
+    values = grid.to_numpy(dtype=float)
+    if row_share:
+        totals = values.sum(axis=1, keepdims=True)
+        shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+        text = [[f"{int(c)}<br>{s:.0%}" for c, s in zip(crow, srow)] for crow, srow in zip(values, shares)]
+        values = shares
+    else:
+        text = [[f"{int(c)}" for c in row] for row in values]
+    fig = px.imshow(values, x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index], aspect="auto",
+                    zmin=0, zmax=1 if row_share else None, color_continuous_scale="Blues", labels=dict(x=x_title, y=y_title,
+                                                                color="share of row" if row_share else "count"))
+    fig.update_traces(text=text, texttemplate="%{text}")
+    fig.update_xaxes(side="bottom", type="category")
+    fig.update_yaxes(type="category")
+    return _finish(fig, title)
+
+
+def curves(long: pd.DataFrame, title: str, y_title: str) -> go.Figure:
+    """Training curves from `tables.history_long`: colour = run, solid = train, dashed = validation."""
+    fig = px.line(long, x="epoch", y="value", color="run", line_dash="split", markers=True,
+                  line_dash_map={"train": "solid", "validation": "dash"},
+                  category_orders=CATEGORY_ORDERS, labels={"value": y_title})
+    fig.update_xaxes(dtick=max(1, int(long["epoch"].max() // 10)) if len(long) else 1)
+    _finish(fig, title)
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
+    return fig
+
+
+def scatter(table: pd.DataFrame, x: str, y: str, title: str, color: str | None = None,
+            hover: list[str] | None = None, diagonal: bool = False, labels: dict | None = None) -> go.Figure:
+    """Points of y against x; `diagonal` draws y = x (where a perfect prediction would lie)."""
+    fig = px.scatter(table, x=x, y=y, color=color, opacity=0.55, hover_data=hover, color_discrete_map=GENDER_COLORS,
+                     category_orders=CATEGORY_ORDERS, labels=labels)
+    if diagonal and len(table):
+        low = float(min(table[x].min(), table[y].min()))
+        high = float(max(table[x].max(), table[y].max()))
+        fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="perfect",
+                                 line=dict(color="gray", dash="dot")))
+    return _finish(fig, title)
+
+
+def bars(table: pd.DataFrame, x: str, y: str, title: str, y_title: str, text: str | None = None,
+         y_range: tuple[float, float] | None = None, value_format: str = ".2f") -> go.Figure:
+    """One bar per row; `text` (e.g. the group size n) is shown on hover and below each value."""
+    fig = px.bar(table, x=x, y=y, labels={y: y_title, x: ""}, range_y=y_range,
+                 hover_data=[text] if text else None, category_orders=CATEGORY_ORDERS)
+    labels = [f"{v:{value_format}}" + (f"<br>n={n}" if text else "")
+              for v, n in zip(table[y], table[text] if text else table[y])]
+    fig.update_traces(text=labels, textposition="outside", cliponaxis=False)
+    return _finish(fig, title)

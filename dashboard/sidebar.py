@@ -1,0 +1,57 @@
+"""The sidebar's global choices (model and dataset), rendered on every run by app.py.
+
+The choices are written to session state (`model_dir`, `data_source`) where every page reads
+them through `state.selected_model()` and `state.selected_source()`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.config import DEFAULT_DATASET_DIR
+
+from . import state
+
+OTHER = "Other folder..."
+PATH_HINTS = {"utkface": "Folder of UTKFace images ({age}_{gender}_{race}_*.jpg)",
+              "pixels-csv": "CSV file with age, ethnicity, gender, img_name, pixels",
+              "folder-csv": "Image folder (with labels.csv, or give the labels CSV below)"}
+
+
+def render() -> None:
+    with st.sidebar:
+        _model_picker()
+        _dataset_picker()
+
+
+def _model_picker() -> None:
+    st.subheader("Model")
+    runs = {state.display_name(run): run for run in state.list_runs()}
+    default = state.display_name(state.default_model())
+    names = list(runs) + [OTHER]
+    choice = st.selectbox("Run folder", names, index=names.index(default) if default in runs else 0,
+                          key="model_choice", help="Run folders under models/ and runs/, or any folder you type.")
+    if choice == OTHER:
+        typed = st.text_input("Model folder", key="model_path", placeholder="/path/to/run-folder").strip()
+        model_dir = Path(typed).expanduser() if typed else state.default_model()
+    else:
+        model_dir = runs[choice]
+    st.session_state["model_dir"] = str(model_dir)
+    if not (model_dir / state.MODEL_FILE).is_file():
+        st.caption(f":orange[No {state.MODEL_FILE} in `{state.display_name(model_dir)}` yet: "
+                   "pages that predict need a trained model.]")
+
+
+def _dataset_picker() -> None:
+    st.subheader("Dataset")
+    kind = st.selectbox("Source", list(state.SOURCE_KINDS), format_func=state.SOURCE_KINDS.get, key="data_kind",
+                        help="Without a dataset, pages show the labels the selected model was trained on.")
+    if kind == state.TRAINING_LABELS:
+        source = state.training_labels(state.selected_model())
+    else:
+        suggestion = str(DEFAULT_DATASET_DIR) if kind == "utkface" and DEFAULT_DATASET_DIR.is_dir() else ""
+        path = st.text_input(PATH_HINTS[kind], value=suggestion, key=f"data_path_{kind}").strip()
+        labels = st.text_input("Labels CSV (optional)", key="labels_csv").strip() if kind == "folder-csv" else ""
+        source = state.DataSource(kind, str(Path(path).expanduser()) if path else "", labels)
+    st.session_state["data_source"] = source

@@ -1,0 +1,219 @@
+"""Process-wide caches and the session's global choices, shared by every page.
+
+Models and the face detector load once per server process (`st.cache_resource`); tables and
+run artifacts are read once per file version (`st.cache_data` keyed on the file's modification
+time), so a run that is still training shows fresh curves without reloading anything else.
+The default model and the folder for new runs come from environment variables, so tests and
+deployments can point the app elsewhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import streamlit as st
+
+from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT
+from core.datasets import DatasetError, DatasetWarning, load_dataset, load_folder_csv
+
+MODEL_FILE, LABELS_FILE = "model.keras", "labels.csv"
+RUN_MARKERS = (MODEL_FILE, "history.csv", LABELS_FILE)  # any of these makes a folder a run
+TRAINING_LABELS = "training-labels"
+SOURCE_KINDS = {TRAINING_LABELS: "Training labels of the model", "utkface": "UTKFace folder",
+                "pixels-csv": "48x48 pixel CSV", "folder-csv": "Image folder + labels CSV"}
+
+
+def default_model() -> Path:
+    """The model shown first: $AGE_GENDER_MODEL_DIR (also read by the live page) or models/default."""
+    return Path(os.environ.get("AGE_GENDER_MODEL_DIR") or DEFAULT_MODEL_DIR)
+
+
+def runs_dir() -> Path:
+    """Where runs launched from the dashboard go: $AGE_GENDER_RUNS_DIR or runs/ (gitignored)."""
+    return Path(os.environ.get("AGE_GENDER_RUNS_DIR") or PROJECT_ROOT / "runs")
+
+
+def is_run(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / name).is_file() for name in RUN_MARKERS)
+
+
+def list_runs() -> list[Path]:
+    """Run folders: the default model, then every run under models/ and the runs folder."""
+    candidates = [default_model()]
+    for root in (PROJECT_ROOT / "models", runs_dir()):
+        candidates += sorted(root.iterdir()) if root.is_dir() else []
+    found: dict[Path, Path] = {}
+    for folder in candidates:
+        if is_run(folder):
+            found.setdefault(folder.resolve(), folder)
+    return list(found.values())
+
+
+def display_name(folder: Path) -> str:
+    """A run folder as the user knows it: relative to the project when inside it."""
+    folder = Path(folder)
+    try:
+        return str(folder.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(folder)
+
+
+def stamp(path: Path) -> int:
+    """Modification time (ns) of a file or folder, 0 when missing: part of every cache key."""
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+# -- models ------------------------------------------------------------------------------------
+
+_loaded_at: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _model_unchanged(predictor) -> bool:
+    return _loaded_at.get(predictor) == stamp(Path(predictor.model_dir) / MODEL_FILE)
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4, validate=_model_unchanged)
+def get_predictor(model_dir: str | Path):
+    """The run folder's `core.inference.Predictor`, loaded once per server process and loaded
+    again when its model.keras changes (a run still training saves a better epoch)."""
+    from core.inference import Predictor
+
+    version = stamp(Path(model_dir) / MODEL_FILE)
+    predictor = Predictor(model_dir)
+    _loaded_at[predictor] = version
+    return predictor
+
+
+@st.cache_resource(show_spinner="Loading the face detector...")
+def get_detector(small_faces: bool = False):
+    """One `core.faces.FaceDetector` per mode for every session (its `detect` is thread-safe);
+    `small_faces` also runs the full-range model on every image, for group photos."""
+    from core.faces import FaceDetector
+
+    return FaceDetector(full_range="always") if small_faces else FaceDetector()
+
+
+# -- run artifacts -----------------------------------------------------------------------------
+
+def read_artifact(run_dir: Path, name: str) -> pd.DataFrame | dict | None:
+    """A run folder's CSV or JSON file, or None when it is not (yet, or not fully) written."""
+    path = Path(run_dir) / name
+    if not path.is_file():
+        return None
+    try:
+        return _read_artifact(str(path), stamp(path))
+    except (OSError, ValueError):  # half-written while training, or not ours
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_artifact(path: str, version: int) -> pd.DataFrame | dict:
+    if path.endswith(".json"):
+        return json.loads(Path(path).read_text())
+    table = pd.read_csv(path)
+    if "race" in table and not pd.api.types.is_numeric_dtype(table["race"]):
+        table["race"] = table["race"].fillna("")  # predictions.csv: empty = race unknown
+    return table
+
+
+# -- datasets ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DataSource:
+    """A dataset the user chose: `kind` is TRAINING_LABELS or a core dataset format."""
+
+    kind: str
+    path: str
+    labels_csv: str = ""
+
+    @property
+    def has_images(self) -> bool:
+        return self.kind != TRAINING_LABELS
+
+    def describe(self) -> str:
+        if self.kind == TRAINING_LABELS:
+            return f"the training labels of model `{display_name(Path(self.path).parent)}` (labels only)"
+        labels = f" with labels `{self.labels_csv}`" if self.labels_csv else ""
+        return f"{SOURCE_KINDS[self.kind]} `{self.path}`{labels}"
+
+
+def training_labels(model_dir: Path) -> DataSource:
+    return DataSource(TRAINING_LABELS, str(Path(model_dir) / LABELS_FILE))
+
+
+def load_table(source: DataSource) -> pd.DataFrame:
+    """The source's faces (core's table: file, path, age, gender, race [, pixels]); raises DatasetError.
+
+    Skipped rows are listed in `attrs["skipped"]` as core's loaders report them."""
+    if not source.path:
+        raise DatasetError("no path given")
+    version = stamp(Path(source.path)) + (stamp(Path(source.labels_csv)) if source.labels_csv else 0)
+    return _load_table(source.kind, source.path, source.labels_csv, version)
+
+
+@st.cache_data(show_spinner="Reading the dataset...", max_entries=8)
+def _load_table(kind: str, path: str, labels_csv: str, version: int) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)  # the skipped rows stay in attrs["skipped"]
+        if kind == TRAINING_LABELS:
+            return _read_label_table(Path(path))
+        if kind == "folder-csv":
+            return load_folder_csv(path, labels_csv or None)
+        return load_dataset(path, kind)
+
+
+def _read_label_table(path: Path) -> pd.DataFrame:
+    """A run's labels.csv (file, age, gender 0/1, race): the demographics of its training set."""
+    if not path.is_file():
+        raise DatasetError(f"no {LABELS_FILE} in {display_name(path.parent)}")
+    table = pd.read_csv(path)
+    missing = {"file", "age", "gender", "race"} - set(table.columns)
+    if missing:
+        raise DatasetError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
+    table = table.astype({"age": int, "gender": int, "race": int}).assign(path=None)
+    table.attrs["skipped"] = []
+    return table
+
+
+def find_images(files: Iterable[str], source: DataSource) -> dict[str, object]:
+    """Image (file path, or pixel array of the 48x48 format) for each of `files` that can be found:
+    first in the chosen dataset, then in the default UTKFace folder when it is on this machine."""
+    wanted = set(files)
+    found: dict[str, object] = {}
+    candidates = [source] if source.has_images else []
+    if DEFAULT_DATASET_DIR.is_dir():
+        candidates.append(DataSource("utkface", str(DEFAULT_DATASET_DIR)))
+    for candidate in candidates:
+        try:
+            table = load_table(candidate)
+        except DatasetError:
+            continue
+        rows = table[table["file"].isin(wanted - found.keys())]
+        images = rows["pixels"] if "pixels" in rows else rows["path"]
+        found.update(zip(rows["file"], images))
+    return found
+
+
+# -- the session's choices (set by the sidebar on every run) -----------------------------------
+
+def selected_model() -> Path:
+    return Path(st.session_state.get("model_dir") or default_model())
+
+
+def selected_source() -> DataSource:
+    return st.session_state.get("data_source") or training_labels(selected_model())
+
+
+@st.cache_resource
+def training_jobs() -> dict:
+    """Runs launched from this server process (display name -> `jobs.TrainingJob`), seen by all sessions."""
+    return {}

@@ -1,0 +1,84 @@
+"""Pure pandas reshaping between core's tables and what the charts and pages display.
+
+Nothing here predicts or scores: labels are spelled out, rows filtered, and metrics written by
+`core.evaluation.score` are laid out as tables. Kept free of Streamlit so it is unit-tested.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from core.config import GENDERS, RACES, age_band
+
+UNKNOWN_RACE = "Unknown"
+RACE_NAMES = RACES + (UNKNOWN_RACE,)
+CURVE_METRICS = {"loss": "Loss", "gender_accuracy": "Gender accuracy", "age_mae": "Age MAE (years)"}
+
+
+def named(table: pd.DataFrame) -> pd.DataFrame:
+    """A core dataset table with gender and race spelled out and the age band added."""
+    return table.assign(
+        gender=[GENDERS[g] for g in table["gender"]],
+        race=[RACES[r] if 0 <= r < len(RACES) else UNKNOWN_RACE for r in table["race"]],
+        age_band=table["age"].map(age_band),
+    )
+
+
+def filter_faces(table: pd.DataFrame, ages: tuple[int, int], genders: Iterable[str],
+                 races: Iterable[str]) -> pd.DataFrame:
+    """Rows of a `named` table within the age range (inclusive) and the chosen genders and races."""
+    keep = table["age"].between(*ages) & table["gender"].isin(list(genders)) & table["race"].isin(list(races))
+    return table[keep]
+
+
+def counts(table: pd.DataFrame, rows: str, columns: str, row_order: Iterable[str],
+           column_order: Iterable[str]) -> pd.DataFrame:
+    """Count of rows per (rows, columns) pair, every category present even when empty."""
+    grid = pd.crosstab(pd.Categorical(table[rows], list(row_order)),
+                       pd.Categorical(table[columns], list(column_order)), dropna=False)
+    grid.index.name, grid.columns.name = rows, columns
+    return grid
+
+
+def confusion(block: Mapping) -> pd.DataFrame:
+    """A confusion block of metrics.json ({labels, matrix}, rows = true) as a labelled table."""
+    frame = pd.DataFrame(block["matrix"], index=block["labels"], columns=block["labels"])
+    frame.index.name, frame.columns.name = "true", "predicted"
+    return frame
+
+
+def group_metrics(metrics: Mapping, key: str) -> pd.DataFrame:
+    """One row per group of `metrics[key]` (by_age_band, by_gender, by_race): group, n, accuracy, MAE."""
+    rows = [{"group": name, **values} for name, values in metrics.get(key, {}).items() if values.get("n")]
+    return pd.DataFrame(rows, columns=["group", "n", "gender_accuracy", "age_mae"])
+
+
+def history_long(histories: Mapping[str, pd.DataFrame], metric: str) -> pd.DataFrame:
+    """Training and validation values of one metric for several runs, one row per (run, epoch, split)."""
+    parts = []
+    for run, history in histories.items():
+        for split, column in (("train", metric), ("validation", f"val_{metric}")):
+            if column in history:
+                parts.append(pd.DataFrame({"run": run, "epoch": history["epoch"], "split": split,
+                                           "value": history[column]}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "epoch", "split", "value"])
+
+
+def with_error(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Predictions with the signed age error (predicted - true) and whether the gender was right."""
+    return predictions.assign(age_error=predictions["age_pred"] - predictions["age_true"],
+                              gender_correct=predictions["gender_pred"] == predictions["gender_true"])
+
+
+def worst_errors(predictions: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The n rows with the largest age error, gender mistakes first among them."""
+    rows = with_error(predictions)
+    order = rows.assign(_abs=rows["age_error"].abs()).sort_values(["gender_correct", "_abs"], ascending=[True, False])
+    return order.drop(columns="_abs").head(n)
+
+
+def people(results: pd.DataFrame) -> pd.DataFrame:
+    """The faces found by a batch analysis (status ok), with their age band."""
+    found = results[results["status"] == "ok"]
+    return found.assign(age_band=found["age"].map(age_band))

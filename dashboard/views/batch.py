@@ -1,0 +1,99 @@
+"""Batch analysis: every face in many photos (uploads, zips or a folder on the server) through
+`core.batch.analyze_folder`, as a table, charts of the people found, and a CSV download."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from core.batch import analyze_folder
+from core.images import IMAGE_EXTENSIONS
+from dashboard import charts, components, state, tables, uploads
+
+UPLOAD, FOLDER = "Upload images or zip files", "A folder on the server"
+
+
+def upload_limit_mb() -> int:
+    """The server's upload cap (server.maxUploadSize, per file), applied to the whole batch too."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def choose_input():
+    """(uploaded files, None) or (None, folder path); stops the page until there is something."""
+    if st.radio("Images", [UPLOAD, FOLDER], horizontal=True, label_visibility="collapsed", key="batch_mode") == UPLOAD:
+        files = st.file_uploader(
+            f"Images, or zip files of images (at most {upload_limit_mb()} MB in total)", accept_multiple_files=True,
+            type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS] + ["zip"], key="batch_files")
+        total_mb = sum(f.size for f in files) / 2**20
+        if total_mb > upload_limit_mb():
+            st.error(f"These uploads add up to {total_mb:,.0f} MB; the limit is {upload_limit_mb()} MB per batch. "
+                     "Upload fewer files, or put them in a folder on the server and analyse that folder.")
+            st.stop()
+        return (files, None) if files else (None, None)
+    source = state.selected_source()
+    suggestion = source.path if source.has_images and Path(source.path).is_dir() else ""
+    folder = st.text_input("Folder on the server (sub-folders included)", value=suggestion, key="batch_folder").strip()
+    if folder and not Path(folder).expanduser().is_dir():
+        st.error(f"No such folder: {folder}")
+        return None, None
+    return None, (Path(folder).expanduser() if folder else None)
+
+
+def analyse(files, folder: Path | None, aligned: bool, small_faces: bool):
+    """Run the core batch analysis with a progress bar; uploads go through a temporary folder."""
+    predictor = components.predictor_or_stop()
+    detector = None if aligned else state.get_detector(small_faces)
+    bar = st.progress(0.0, text="analysing...")
+    progress = lambda done, total: bar.progress(done / total, text=f"analysing: {done:,} of {total:,} images")  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="batch-") as temp:
+        rejected = []
+        if files:
+            try:
+                rejected = uploads.save_uploads(files, Path(temp))
+            except uploads.UploadError as exc:
+                bar.empty()
+                st.error(f"Upload refused: {exc}.")
+                st.stop()
+        results = analyze_folder(folder or temp, predictor, detector, recursive=True, aligned=aligned, progress=progress)
+    bar.empty()
+    what = f"folder `{folder}`" if folder else f"{len(files)} uploaded file(s)"
+    return what, results, rejected
+
+
+def show(what: str, results, rejected) -> None:
+    per_image = results.drop_duplicates("file")
+    found = tables.people(results)
+    st.caption(f"Data shown: the faces found in {what}.")
+    row = st.columns(4)
+    row[0].metric("Images", f"{len(per_image):,}")
+    row[1].metric("Faces found", f"{len(found):,}")
+    row[2].metric("Images without a face", f"{(per_image['status'] == 'no_face').sum():,}")
+    row[3].metric("Unreadable", f"{(per_image['status'] == 'error').sum():,}")
+    if rejected:
+        with st.expander(f"{len(rejected)} uploaded file(s) left out"):
+            st.dataframe([{"file": name, "reason": reason} for name, reason in rejected], hide_index=True)
+    st.download_button("Download the results (CSV)", results.to_csv(index=False), file_name="faces.csv",
+                       mime="text/csv", type="primary", key="batch_download")
+    if not found.empty:
+        left, middle, right = st.columns([2, 1, 2])
+        left.plotly_chart(charts.histogram(found, "age", "Age of the people found", color="gender",
+                                           x_title="predicted age (years)"), key="batch_ages")
+        middle.plotly_chart(charts.share(found, "gender", "Gender"), key="batch_genders")
+        right.plotly_chart(charts.pyramid(found, "Age-gender pyramid"), key="batch_pyramid")
+    st.dataframe(results, hide_index=True, column_config={
+        "p_female": st.column_config.ProgressColumn("P(female)", min_value=0.0, max_value=1.0, format="%.2f")})
+
+
+st.title("Batch analysis")
+files, folder = choose_input()
+left, right = st.columns(2)
+aligned = left.checkbox("Images are aligned face crops, like UTKFace (skip face detection)", key="batch_aligned")
+small_faces = right.checkbox("Also look for small faces (group photos, slower)", key="batch_small_faces",
+                             disabled=aligned)
+if st.button("Analyse", type="primary", disabled=not (files or folder), key="batch_run"):
+    st.session_state["batch_results"] = analyse(files, folder, aligned, small_faces)
+if st.session_state.get("batch_results"):
+    show(*st.session_state["batch_results"])
+else:
+    st.info("Upload photos or zip files, or give a folder on the server, then press Analyse.")

@@ -1,0 +1,55 @@
+"""Demographics: who is in a dataset by age, gender and race, with filters and sample faces."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import AGE_BAND_NAMES, GENDERS
+from dashboard import charts, components, state, tables
+
+SAMPLE_FACES = 18
+
+st.title("Demographics")
+raw, source = components.dataset_table()
+faces = tables.named(raw)
+
+scope = f"{source.kind}:{source.path}"  # filters start afresh for each dataset
+with st.container(border=True):
+    left, middle, right = st.columns([2, 1, 2])
+    youngest, oldest = int(faces["age"].min()), max(int(faces["age"].max()), int(faces["age"].min()) + 1)
+    ages = left.slider("Age range", youngest, oldest, (youngest, oldest), key=f"demo_ages:{scope}")
+    genders = middle.multiselect("Gender", GENDERS, default=list(GENDERS), key=f"demo_genders:{scope}")
+    present = [race for race in tables.RACE_NAMES if race in set(faces["race"])]
+    races = right.multiselect("Race", present, default=present, key=f"demo_races:{scope}")
+shown = tables.filter_faces(faces, ages, genders, races)
+
+columns = st.columns(4)
+columns[0].metric("Faces shown", f"{len(shown):,}", help=f"of {len(faces):,} in the dataset")
+if shown.empty:
+    st.warning("No face matches these filters.")
+    st.stop()
+columns[1].metric("Female", f"{(shown['gender'] == 'female').mean():.1%}")
+columns[2].metric("Median age", f"{shown['age'].median():.0f}")
+columns[3].metric("Age range", f"{shown['age'].min()}-{shown['age'].max()}")
+
+left, middle, right = st.columns([2, 1, 1])
+left.plotly_chart(charts.histogram(shown, "age", "Age by gender", color="gender", x_title="age (years)"),
+                  key="demo_age_histogram")
+middle.plotly_chart(charts.share(shown, "gender", "Gender"), key="demo_gender_share")
+right.plotly_chart(charts.share(shown, "race", "Race"), key="demo_race_share")
+left, right = st.columns(2)
+left.plotly_chart(charts.pyramid(shown, "Age-gender pyramid"), key="demo_pyramid")
+grid = tables.counts(shown, "age_band", "race", AGE_BAND_NAMES, present)
+right.plotly_chart(charts.heatmap(grid, "Age band x race", "race", "age band"), key="demo_band_race")
+
+st.subheader("Sample faces")
+sample = shown.sample(n=min(SAMPLE_FACES, len(shown)), random_state=st.session_state.get("demo_seed", 0))
+images = state.find_images(sample["file"], source)
+sample = sample[sample["file"].isin(images.keys())]
+if sample.empty:
+    st.info("No image files for these faces on this machine: choose a dataset folder in the sidebar to see them.")
+else:
+    components.gallery([images[f] for f in sample["file"]],
+                       [f"{row.age} {row.gender}, {row.race}" for row in sample.itertuples()])
+    if st.button("Other faces", key="demo_shuffle"):
+        st.session_state["demo_seed"] = st.session_state.get("demo_seed", 0) + 1
+        st.rerun()

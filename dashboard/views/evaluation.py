@@ -1,0 +1,114 @@
+"""Evaluation: how right the model is, overall and per group, from its saved test results or a
+fresh run of `core.evaluation.evaluate` on the chosen dataset."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate
+from dashboard import charts, components, state, tables
+
+SAVED, FRESH = "Saved test results of the model", "Fresh evaluation on the dataset"
+GROUPINGS = {"age band": "by_age_band", "gender": "by_gender", "race": "by_race"}
+WORST = 12
+
+
+def saved_results() -> tuple[dict, pd.DataFrame] | None:
+    model_dir = state.selected_model()
+    metrics = state.read_artifact(model_dir, METRICS_FILE)
+    predictions = state.read_artifact(model_dir, PREDICTIONS_FILE)
+    if metrics is None or predictions is None:
+        st.info(f"`{state.display_name(model_dir)}` has no {METRICS_FILE} and {PREDICTIONS_FILE} yet (training writes "
+                "them when it ends). Run a fresh evaluation instead, or pick another run in the sidebar.")
+        return None
+    st.caption(f"Data shown: the {metrics.get('split', 'test')} split of run `{state.display_name(model_dir)}`, "
+               f"{metrics['n']:,} faces never seen in training ({METRICS_FILE}, {PREDICTIONS_FILE}).")
+    return metrics, predictions
+
+
+def fresh_results() -> tuple[dict, pd.DataFrame] | None:
+    source = state.selected_source()
+    if not source.has_images:
+        st.info("A fresh evaluation needs images: choose a dataset in the sidebar.")
+        return None
+    table, source = components.dataset_table()
+    if not source.has_images:
+        return None  # the chosen dataset failed to load: dataset_table said why
+    model_dir = state.selected_model()
+    split = state.read_artifact(model_dir, "split.csv")
+    left, right = st.columns(2)
+    test_only = split is not None and left.checkbox(
+        "Only the model's test split", value=True, key="eval_test_only",
+        help="Other images of this dataset may have been used to train the model, which flatters it.")
+    if test_only:
+        table = table[table["file"].isin(split.loc[split["split"] == "test", "file"])]
+    limit = right.number_input("At most this many images (random sample)", 1, None, min(len(table), 2000) or 1,
+                               key="eval_limit")
+    table = table.sample(n=min(int(limit), len(table)), random_state=0) if len(table) else table
+    key = (str(model_dir), state.stamp(model_dir / state.MODEL_FILE), source, test_only, len(table))
+    done = st.session_state.get("eval_fresh")
+    if st.button(f"Evaluate {len(table):,} images", type="primary", disabled=table.empty, key="eval_run"):
+        predictor = components.predictor_or_stop(model_dir)
+        bar = st.progress(0.0, text="evaluating...")
+        metrics, predictions = evaluate(predictor, table, progress=lambda n, total: bar.progress(
+            n / total, text=f"evaluating: {n:,} of {total:,} images"))
+        bar.empty()
+        st.session_state["eval_fresh"] = done = (key, metrics, predictions)
+    if not done or done[0] != key:
+        if table.empty:
+            st.warning("No image of this dataset is in the model's test split.")
+        return None
+    return done[1], done[2]
+
+
+def show(metrics: dict, predictions: pd.DataFrame) -> None:
+    row = st.columns(6)
+    row[0].metric("Faces", f"{metrics['n']:,}")
+    row[1].metric("Gender accuracy", f"{metrics['gender_accuracy']:.1%}")
+    row[2].metric("Age MAE (years)", f"{metrics['age_mae']:.2f}")
+    row[3].metric("Age RMSE (years)", f"{metrics['age_rmse']:.2f}")
+    row[4].metric("Within 5 years", f"{metrics['age_within_5_years']:.1%}")
+    row[5].metric("Age bias (years)", f"{metrics['age_bias']:+.2f}", help="mean of predicted - true age")
+
+    errors = tables.with_error(predictions)
+    left, right = st.columns([2, 3])
+    left.plotly_chart(charts.heatmap(tables.confusion(metrics["gender_confusion"]), "Gender confusion",
+                                     "predicted", "true", row_share=True), key="eval_gender_confusion")
+    right.plotly_chart(charts.heatmap(tables.confusion(metrics["age_band_confusion"]), "Age-band confusion",
+                                      "predicted", "true", row_share=True), key="eval_band_confusion")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.histogram(errors, "age_error", "Age error (predicted - true)", color="gender_true",
+                                       bin_size=2, x_title="years"), key="eval_error_histogram")
+    right.plotly_chart(charts.scatter(errors, "age_true", "age_pred", "Predicted vs true age", color="gender_true",
+                                      hover=["file"], diagonal=True,
+                                      labels={"age_true": "true age", "age_pred": "predicted age"}),
+                       key="eval_scatter")
+
+    st.subheader("By group")
+    grouping = st.radio("Group by", list(GROUPINGS), horizontal=True, key="eval_grouping")
+    groups = tables.group_metrics(metrics, GROUPINGS[grouping])
+    left, right = st.columns(2)
+    left.plotly_chart(charts.bars(groups, "group", "age_mae", f"Age MAE by {grouping}", "MAE (years)", text="n"),
+                      key="eval_group_mae")
+    right.plotly_chart(charts.bars(groups, "group", "gender_accuracy", f"Gender accuracy by {grouping}",
+                                   "accuracy", text="n", y_range=(0, 1.1), value_format=".1%"),
+                       key="eval_group_accuracy")
+
+    st.subheader("Worst errors")
+    worst = tables.worst_errors(predictions, WORST)
+    images = state.find_images(worst["file"], state.selected_source())
+    shown = worst[worst["file"].isin(images.keys())]
+    if shown.empty:
+        st.caption("The images of these files are not on this machine: choose their dataset in the sidebar to see them.")
+    else:
+        components.gallery([images[f] for f in shown["file"]],
+                           [f"true {r.age_true} {r.gender_true}, predicted {r.age_pred:.0f} {r.gender_pred} "
+                            f"(p female {r.p_female:.2f})" for r in shown.itertuples()])
+    st.dataframe(worst, hide_index=True)
+
+
+st.title("Evaluation")
+mode = st.radio("Results", [SAVED, FRESH], horizontal=True, key="eval_mode")
+results = saved_results() if mode == SAVED else fresh_results()
+if results:
+    show(*results)

@@ -1,0 +1,416 @@
+"""Every dashboard page run by Streamlit's AppTest against a real run folder.
+
+The run folder is the shipped model once models/default holds all its artifacts; until then a
+tiny model trained here on a few dozen UTKFace images (so these tests skip without the dataset).
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import TINY_CONFIG
+from core.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from dashboard import uploads
+
+APP = PROJECT_ROOT / "dashboard" / "app.py"
+RUN_FILES = ("model.keras", "model.json", "history.csv", "labels.csv", "split.csv", "metrics.json", "predictions.csv")
+
+
+@pytest.fixture(scope="session")
+def run_dir(request, tmp_path_factory) -> Path:
+    """A complete run folder: the shipped model, or a tiny one trained on 80 UTKFace images."""
+    if all((DEFAULT_MODEL_DIR / name).is_file() for name in RUN_FILES):
+        return DEFAULT_MODEL_DIR
+    utkface = request.getfixturevalue("utkface_dir")
+    from core.datasets import load_dataset
+    from core.training import train
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    with pytest.warns(UserWarning):  # the five malformed UTKFace names are reported
+        table = load_dataset(utkface)
+    train(table.sample(n=80, random_state=0), out, TINY_CONFIG.replace(epochs=2))
+    return out
+
+
+@pytest.fixture
+def app(run_dir, tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("AGE_GENDER_MODEL_DIR", str(run_dir))
+    monkeypatch.setenv("AGE_GENDER_RUNS_DIR", str(tmp_path / "runs"))
+    return AppTest.from_file(str(APP), default_timeout=90)
+
+
+def open_page(app: AppTest, page: str, dataset: tuple[str, Path] | None = None) -> AppTest:
+    """Run the app on a page, with a (format, path) dataset chosen in the sidebar.
+
+    The sidebar is set through session state: AppTest drops the entry script's elements from
+    its tree after a page switch (a real browser shows them, see test_dashboard_browser)."""
+    if dataset:
+        app.session_state["data_kind"] = dataset[0]
+        app.session_state[f"data_path_{dataset[0]}"] = str(dataset[1])
+    app.run()
+    app.switch_page(f"views/{page}.py").run()
+    return ok(app)
+
+
+def ok(app: AppTest) -> AppTest:
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def figures(app: AppTest) -> dict[str, dict]:
+    """The page's plotly figures by title."""
+    specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return {spec["layout"]["title"]["text"]: spec for spec in specs}
+
+
+def metric(app: AppTest, label: str) -> str:
+    return next(m.value for m in app.metric if m.label == label)
+
+
+def labelled(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
+def captions(app: AppTest) -> str:
+    return "\n".join(c.value for c in app.caption)
+
+
+# -- demographics --------------------------------------------------------------------------------
+
+def test_demographics_shows_the_training_labels_by_default(app, run_dir):
+    labels = pd.read_csv(run_dir / "labels.csv")
+    open_page(app, "demographics")
+    assert "training labels" in captions(app)
+    assert metric(app, "Faces shown") == f"{len(labels):,}"
+    assert metric(app, "Female") == f"{labels['gender'].mean():.1%}"
+    charts = figures(app)
+    assert set(charts) == {"Age by gender", "Gender", "Race", "Age-gender pyramid", "Age band x race"}
+    assert sum(len(_values(trace["x"])) for trace in charts["Age by gender"]["data"]) == len(labels)
+    assert sum(_values(charts["Gender"]["data"][0]["values"])) == len(labels)
+
+
+def test_demographics_filters_update_every_chart(app, run_dir):
+    labels = pd.read_csv(run_dir / "labels.csv")
+    open_page(app, "demographics")
+    labelled(app.multiselect, "Gender").set_value(["female"])
+    labelled(app.slider, "Age range").set_value((20, 39))
+    ok(app.run())
+    chosen = labels[(labels["gender"] == 1) & labels["age"].between(20, 39)]
+    assert metric(app, "Faces shown") == f"{len(chosen):,}"
+    charts = figures(app)
+    assert [t["name"] for t in charts["Age by gender"]["data"]] == ["female"]
+    assert sum(_values(charts["Race"]["data"][0]["values"])) == len(chosen)
+    male, female = charts["Age-gender pyramid"]["data"]
+    assert not any(_values(male["x"])) and sum(_values(female["x"])) == len(chosen)
+    assert np.sum(_values(charts["Age band x race"]["data"][0]["z"])) == len(chosen)
+
+
+def _values(array) -> list:
+    """Plotly may serialise numeric arrays as {"dtype", "bdata"}; both forms as a list."""
+    if isinstance(array, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def test_demographics_on_the_utkface_folder_shows_faces(app, utkface_dir):
+    open_page(app, "demographics")
+    app.selectbox(key="data_kind").set_value("utkface")  # the sidebar, as a user picks a dataset
+    ok(app.run())
+    app.text_input(key="data_path_utkface").set_value(str(utkface_dir))
+    ok(app.run())
+    assert "UTKFace folder" in captions(app) and "5 unusable rows skipped" in captions(app)
+    assert metric(app, "Faces shown") == f"{len(list(utkface_dir.glob('*.jpg'))) - 5:,}"
+    assert len(app.image) == 18
+
+
+def test_demographics_reads_a_pixel_csv_and_shows_its_faces(app, tmp_path):
+    rng = np.random.default_rng(0)
+    csv = tmp_path / "faces.csv"
+    pd.DataFrame({"age": [5, 30, 30, 70], "ethnicity": [0, 1, 2, 3], "gender": [0, 1, 1, 0],
+                  "img_name": [f"p{i}.jpg" for i in range(4)],
+                  "pixels": [" ".join(map(str, rng.integers(0, 256, 48 * 48))) for _ in range(4)]}).to_csv(csv, index=False)
+    open_page(app, "demographics", ("pixels-csv", csv))
+    assert metric(app, "Faces shown") == "4" and metric(app, "Female") == "50.0%"
+    assert len(app.image) == 4
+
+
+def test_a_dataset_that_cannot_load_falls_back_with_the_reason(app, tmp_path, run_dir):
+    open_page(app, "demographics", ("utkface", tmp_path / "missing"))
+    assert any("no such folder" in e.value for e in app.error)
+    assert metric(app, "Faces shown") == f"{len(pd.read_csv(run_dir / 'labels.csv')):,}"
+
+
+# -- training --------------------------------------------------------------------------------------
+
+def test_training_shows_the_curves_of_the_selected_run(app, run_dir):
+    history = pd.read_csv(run_dir / "history.csv")
+    open_page(app, "training")
+    charts = figures(app)
+    assert set(charts) == {"Loss", "Gender accuracy", "Age MAE (years)"}
+    lines = {trace["line"]["dash"]: _values(trace["y"]) for trace in charts["Age MAE (years)"]["data"]}
+    np.testing.assert_allclose(lines["solid"], history["age_mae"])
+    np.testing.assert_allclose(lines["dash"], history["val_age_mae"])
+    summary = app.dataframe[0].value
+    assert summary["epochs"].tolist() == [len(history)]
+
+
+def _launch(app: AppTest, data: Path, name: str, **settings) -> None:
+    app.text_input(key="train_name").set_value(name)
+    app.text_input(key="train_data").set_value(str(data))
+    for key, value in settings.items():
+        (app.number_input if key in ("train_epochs", "train_limit") else app.selectbox)(key=key).set_value(value)
+    app.button[[b.label for b in app.button].index("Start training")].click()
+    ok(app.run())
+
+
+def _wait_for(job, seconds: float) -> None:
+    job.process.wait(timeout=seconds)
+
+
+def test_a_failing_run_shows_its_error(app, tmp_path):
+    from dashboard import state
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    open_page(app, "training")
+    _launch(app, empty, "broken")
+    job = state.training_jobs()[str(tmp_path / "runs" / "broken")]
+    _wait_for(job, 60)
+    ok(app.run())
+    assert job.status == "failed"
+    assert any("no usable labelled images" in e.value for e in app.error)
+
+
+def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, utkface_dir):
+    from dashboard import state
+
+    open_page(app, "training")
+    started = time.monotonic()
+    _launch(app, utkface_dir, "tiny", train_epochs=50, train_limit=60, train_image_size=32, train_width=8)
+    assert time.monotonic() - started < 20, "launching must not wait for training"
+    run = str(tmp_path / "runs" / "tiny")
+    job = state.training_jobs()[run]
+    assert job.status == "running"
+    assert any(m.value.startswith(f"**{run}**: running") for m in app.markdown)
+    assert run in app.multiselect(key="compare_runs").value
+    while job.epochs_done() < 1:  # the curves follow history.csv while the run goes on
+        assert job.status == "running", job.log_lines()[-5:]
+        assert time.monotonic() - started < 150, "no epoch after 150 s"
+        time.sleep(1)
+    ok(app.run())
+    assert any(trace["legendgroup"] == f"{run}, validation" for trace in figures(app)["Loss"]["data"])
+    app.button(key=f"stop_{run}").click()
+    ok(app.run())
+    _wait_for(job, 120)
+    ok(app.run())
+    assert job.status == "stopped", job.log_lines()[-5:]
+    assert any(m.value.startswith(f"**{run}**: stopped") for m in app.markdown)
+    assert (Path(run) / "metrics.json").is_file()  # a stopped run still scores its best model
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+def test_evaluation_shows_the_saved_metrics(app, run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    open_page(app, "evaluation")
+    assert metric(app, "Faces") == f"{metrics['n']:,}"
+    assert metric(app, "Age MAE (years)") == f"{metrics['age_mae']:.2f}"
+    assert metric(app, "Gender accuracy") == f"{metrics['gender_accuracy']:.1%}"
+    charts = figures(app)
+    assert {"Gender confusion", "Age-band confusion", "Age error (predicted - true)", "Predicted vs true age",
+            "Age MAE by age band", "Gender accuracy by age band"} == set(charts)
+    confusion = np.array(metrics["gender_confusion"]["matrix"])
+    cells = [[int(text.split("<br>")[0]) for text in row] for row in charts["Gender confusion"]["data"][0]["text"]]
+    np.testing.assert_array_equal(cells, confusion)
+    bands = {band: v["age_mae"] for band, v in metrics["by_age_band"].items() if v["n"]}
+    np.testing.assert_allclose(_values(charts["Age MAE by age band"]["data"][0]["y"]), list(bands.values()))
+    app.radio(key="eval_grouping").set_value("gender")
+    ok(app.run())
+    assert list(figures(app)["Age MAE by gender"]["data"][0]["x"]) == ["male", "female"]
+
+
+def test_fresh_evaluation_on_the_test_split(app, run_dir, utkface_dir):
+    split = pd.read_csv(run_dir / "split.csv")
+    test_files = set(split.loc[split["split"] == "test", "file"])
+    open_page(app, "evaluation", ("utkface", utkface_dir))
+    app.radio(key="eval_mode").set_value("Fresh evaluation on the dataset")
+    ok(app.run())
+    app.number_input(key="eval_limit").set_value(40)
+    ok(app.run())
+    expected = min(40, len(test_files))
+    assert app.button(key="eval_run").label == f"Evaluate {expected:,} images"
+    app.button(key="eval_run").click()
+    ok(app.run())
+    assert metric(app, "Faces") == f"{expected:,}"
+    assert len(figures(app)) == 6
+    worst = app.dataframe[-1].value
+    assert set(worst["file"]) <= test_files
+    assert len(app.image) == min(12, expected)  # worst errors, with their images
+
+
+# -- single photo and batch analysis ------------------------------------------------------------
+
+def group_photo(utkface_dir: Path, faces: int, seed: int = 0) -> bytes:
+    """A JPEG of `faces` real UTKFace crops side by side on a synthetic backdrop (made at test time)."""
+    from _faces_fixtures import background, jpeg_bytes, paste, utk_crops
+    from core.images import load_image
+
+    photo = background(260 * faces + 40, 400, seed)
+    for i, (path, _, _) in enumerate(utk_crops(utkface_dir, faces, seed=seed)):
+        paste(photo, load_image(path), (150 + 260 * i, 200), 220)
+    return jpeg_bytes(photo)
+
+
+def test_single_photo_finds_every_face(app, utkface_dir):
+    open_page(app, "photo")
+    assert any("Upload a photo" in i.value for i in app.info)
+    app.get("file_uploader")[0].set_value(("group.jpg", group_photo(utkface_dir, 3), "image/jpeg"))
+    ok(app.run())
+    assert metric(app, "Faces found") == "3"
+    faces = app.dataframe[0].value
+    assert faces["face"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(faces["p_female"] + faces["p_male"], 1.0)
+    assert faces["gender"].isin(["male", "female"]).all() and faces["age"].between(0, 116).all()
+    assert len(app.image) == 1 + 3  # the annotated photo and each face
+
+
+def test_single_photo_from_the_camera(app, utkface_dir):
+    open_page(app, "photo")
+    app.radio(key="photo_mode").set_value("Take a photo")
+    ok(app.run())
+    app.camera_input[0].set_value(("shot.jpg", group_photo(utkface_dir, 1, seed=3), "image/jpeg"))
+    ok(app.run())
+    assert metric(app, "Faces found") == "1"
+
+
+def test_single_photo_explains_an_unreadable_file(app):
+    open_page(app, "photo")
+    app.get("file_uploader")[0].set_value(("broken.jpg", b"not a picture", "image/jpeg"))
+    ok(app.run())
+    assert any("Cannot use broken.jpg" in e.value for e in app.error)
+
+
+def test_batch_of_uploads_and_a_zip(app, utkface_dir):
+    import cv2
+
+    from _faces_fixtures import jpeg_bytes
+
+    blank = cv2.imencode(".png", np.full((300, 400, 3), 128, np.uint8))[1].tobytes()
+    archive = _zip({"trip/one.jpg": group_photo(utkface_dir, 1, seed=5), "../escape.jpg": b"x"})
+    open_page(app, "batch")
+    app.get("file_uploader")[0].set_value([("three.jpg", group_photo(utkface_dir, 3, seed=4), "image/jpeg"),
+                                           ("blank.png", blank, "image/png"),
+                                           ("bad.jpg", jpeg_bytes(np.zeros((40, 40, 3), np.uint8))[:50], "image/jpeg"),
+                                           ("photos.zip", archive, "application/zip")])
+    ok(app.run())
+    app.button(key="batch_run").click()
+    ok(app.run())
+    assert [metric(app, m) for m in ("Images", "Faces found", "Images without a face", "Unreadable")] == ["4", "4", "1", "1"]
+    results = app.dataframe[-1].value
+    assert sorted(results["file"].unique()) == ["bad.jpg", "blank.png", "photos/trip/one.jpg", "three.jpg"]
+    assert (results.loc[results["file"] == "three.jpg", "status"] == "ok").sum() == 3
+    assert app.dataframe[0].value["file"].tolist() == ["../escape.jpg"]  # left out, and said so
+    assert app.get("download_button")[0].proto.label == "Download the results (CSV)"
+    charts = figures(app)
+    assert sum(len(_values(t["x"])) for t in charts["Age of the people found"]["data"]) == 4
+
+
+def test_batch_on_a_server_folder_of_aligned_crops(app, utkface_dir, tmp_path):
+    import shutil
+
+    from _faces_fixtures import utk_crops
+
+    for path, _, _ in utk_crops(utkface_dir, 5, seed=7):
+        shutil.copy(path, tmp_path / path.name)
+    open_page(app, "batch")
+    app.radio(key="batch_mode").set_value("A folder on the server")
+    ok(app.run())
+    app.text_input(key="batch_folder").set_value(str(tmp_path))
+    app.checkbox(key="batch_aligned").check()
+    ok(app.run())
+    app.button(key="batch_run").click()
+    ok(app.run())
+    assert metric(app, "Images") == "5" and metric(app, "Faces found") == "5"
+    assert "folder" in captions(app)
+
+
+@pytest.fixture
+def upload_cap_1mb():
+    from streamlit import config
+
+    original = config.get_option("server.maxUploadSize")
+    config.set_option("server.maxUploadSize", 1)
+    yield
+    config.set_option("server.maxUploadSize", original)
+
+
+def test_batch_uploads_over_the_cap_are_refused_with_a_message(app, upload_cap_1mb):
+    open_page(app, "batch")
+    app.get("file_uploader")[0].set_value([(f"{i}.jpg", bytes(700_000), "image/jpeg") for i in range(2)])
+    ok(app.run())
+    assert any("limit is 1 MB" in e.value for e in app.error)
+    assert not any(b.key == "batch_run" for b in app.button)
+
+
+# -- uploads ---------------------------------------------------------------------------------------
+
+class FakeUpload:
+    def __init__(self, name: str, data: bytes):
+        self.name, self.data = name, data
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_members_never_land_outside_the_folder(tmp_path):
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    data = _zip({"a/ok.jpg": b"1", "../evil.jpg": b"2", "/abs.jpg": b"3", "a/../../evil2.jpg": b"4",
+                 "notes.txt": b"5"})
+    rejected = uploads.save_uploads([FakeUpload("photos.zip", data), FakeUpload("x/../b.png", b"6")], folder)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["upload/b.png", "upload/photos/a/ok.jpg"]
+    assert {name for name, _ in rejected} == {"../evil.jpg", "/abs.jpg", "a/../../evil2.jpg", "notes.txt"}
+
+
+def test_zip_symlinks_are_not_extracted(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        link = zipfile.ZipInfo("link.jpg")
+        link.external_attr = (0o120777 << 16)
+        archive.writestr(link, "/etc/passwd")
+    rejected = uploads.extract_zip(buffer.getvalue(), tmp_path / "z", uploads.Budget())
+    assert rejected == [("link.jpg", "links are not extracted")] and not (tmp_path / "z").exists()
+
+
+def test_uploads_are_bounded_in_count_and_size(tmp_path):
+    with pytest.raises(uploads.UploadError, match="too many images"):
+        uploads.extract_zip(_zip({f"{i}.jpg": b"x" for i in range(4)}), tmp_path / "a", uploads.Budget(files=3))
+    with pytest.raises(uploads.UploadError, match="too much data"):
+        uploads.extract_zip(_zip({"big.jpg": bytes(5000)}), tmp_path / "b", uploads.Budget(size=4000))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(uploads.UploadError, match="not a readable zip"):
+        uploads.extract_zip(b"not a zip", tmp_path / "c", uploads.Budget())
+
+
+def test_duplicate_upload_names_are_kept_apart(tmp_path):
+    uploads.save_uploads([FakeUpload("me.jpg", b"1"), FakeUpload("ME.jpg", b"2")], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ME-2.jpg", "me.jpg"]
