@@ -296,7 +296,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(_area(a)[:, None] + _area(b)[None, :] - inter, 1e-12)
 
 
-def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple[int, ...]) -> list[Face]:
+def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple) -> list[Face]:
     """Faces with integer boxes clipped to the image; faces outside it or with both eyes on one
     pixel (which no alignment can use) are dropped."""
     height, width = shape[:2]
@@ -340,7 +340,8 @@ def align_face(image: np.ndarray, face: Face, size: int) -> np.ndarray:
     work = max(size, CROP_SIZE)
     matrix = alignment_matrix(face, work)
     image, matrix = _preshrunk(image, matrix, work)
-    crop = cv2.warpAffine(image, matrix, (work, work), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(image, matrix, (work, work), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
     return crop if work == size else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 

@@ -55,15 +55,20 @@ def background(width: int, height: int, seed: int = 0) -> np.ndarray:
 def paste(canvas: np.ndarray, crop: np.ndarray, centre: tuple[float, float], side: float,
           angle: float = 0.0) -> np.ndarray:
     """Paste a square crop, scaled to `side` px and rotated by `angle` degrees (counter-
-    clockwise), centred at `centre`; returns the 2x3 matrix from crop to canvas pixels."""
+    clockwise), centred at `centre`; returns the 2x3 matrix from crop to canvas pixels.
+    Shrinking uses an area filter first, as a camera would not alias a small face."""
+    to_crop = np.eye(3)[:2]
+    if side < crop.shape[0]:
+        scale = round(side) / crop.shape[0]
+        to_crop = np.array([[scale, 0, (scale - 1) / 2], [0, scale, (scale - 1) / 2]])
+        crop = cv2.resize(crop, (round(side), round(side)), interpolation=cv2.INTER_AREA)
     size = crop.shape[0]
     matrix = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), angle, side / size)
     matrix[:, 2] += np.array(centre) - (size - 1) / 2
     height, width = canvas.shape[:2]
     mask = cv2.warpAffine(np.ones(crop.shape[:2], np.uint8), matrix, (width, height))
-    warped = cv2.warpAffine(crop, matrix, (width, height), flags=cv2.INTER_AREA if side < size else cv2.INTER_LINEAR)
-    canvas[mask > 0] = warped[mask > 0]
-    return matrix
+    canvas[mask > 0] = cv2.warpAffine(crop, matrix, (width, height), flags=cv2.INTER_LINEAR)[mask > 0]
+    return matrix @ np.vstack([to_crop, [0, 0, 1]])
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = 92, exif_orientation: int | None = None) -> bytes:

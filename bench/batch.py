@@ -1,0 +1,82 @@
+"""Throughput of batch folder analysis, end to end (decode, detect, align, predict, rows).
+
+Builds 640x480 JPEG photos with one face each (UTKFace crops pasted on synthetic backgrounds)
+in a temporary folder, runs `analyze_folder` on it several times and prints, as its last line,
+JSON with the median `images_per_s`. Uses models/default when present, else a throwaway
+untrained model of the default architecture (same cost per face).
+
+    .venv/bin/python bench/batch.py [--images 300] [--runs 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops  # noqa: E402
+from core.batch import analyze_folder  # noqa: E402
+from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, Config  # noqa: E402
+from core.faces import FaceDetector  # noqa: E402
+from core.images import load_image  # noqa: E402
+from core.inference import Predictor  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = make_photos(Path(tmp) / "photos", args.images)
+        model_dir, model_kind = model_folder(Path(tmp) / "model")
+        predictor, detector = Predictor(model_dir), FaceDetector()
+        analyze_folder(photos, predictor, detector)  # warm-up: traces the model, loads caches
+        rates, cpu_ms, found = [], [], 0.0
+        for run in range(args.runs):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            table = analyze_folder(photos, predictor, detector)
+            rates.append(args.images / (time.perf_counter() - start))
+            cpu_ms.append((time.process_time() - cpu_start) * 1000 / args.images)
+            found = (table["status"] == "ok").groupby(table["file"]).any().mean()
+            print(f"run {run + 1}: {rates[-1]:.1f} images/s, {cpu_ms[-1]:.1f} CPU ms per image, "
+                  f"face found in {found:.1%} of photos", file=sys.stderr)
+    # On a shared machine wall-clock rates are noisy; CPU time per image says what the cores
+    # could do if they were ours alone.
+    print(json.dumps({"images_per_s": round(statistics.median(rates), 1), "runs": [round(r, 1) for r in rates],
+                      "cpu_ms_per_image": round(statistics.median(cpu_ms), 1),
+                      "images": args.images, "photo": "640x480 JPEG, one face", "face_found": round(float(found), 3),
+                      "model": model_kind, "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)}))
+
+
+def make_photos(folder: Path, count: int) -> Path:
+    """`count` 640x480 one-face JPEGs, faces 160-320 px, from different UTKFace crops."""
+    if not DEFAULT_DATASET_DIR.is_dir():
+        sys.exit(f"UTKFace not found at {DEFAULT_DATASET_DIR}")
+    folder.mkdir(parents=True)
+    for i, (path, _, _) in enumerate(utk_crops(DEFAULT_DATASET_DIR, count, seed=1)):
+        side = 160 + (i * 37) % 160
+        (folder / f"photo_{i:04d}.jpg").write_bytes(jpeg_bytes(one_face_photo(load_image(path), side=side, seed=i)))
+    return folder
+
+
+def model_folder(scratch: Path) -> tuple[Path, str]:
+    if (DEFAULT_MODEL_DIR / "model.keras").is_file():
+        return DEFAULT_MODEL_DIR, "models/default"
+    from core.model import build_model, save_model
+
+    config = Config()
+    save_model(build_model(config), scratch, config)
+    return scratch, f"throwaway untrained (image_size={config.image_size}, width={config.width})"
+
+
+if __name__ == "__main__":
+    main()

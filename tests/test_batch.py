@@ -1,0 +1,201 @@
+"""Batch analysis of folders and in-memory images: every file accounted for, nothing fatal."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _faces_fixtures import background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
+from core.batch import COLUMNS, analyze_folder, analyze_images, annotate, cli_main, list_images
+from core.faces import Face, FaceDetector
+from core.images import load_image
+from core.inference import Prediction, Predictor
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir) -> Predictor:
+    return Predictor(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def face_photo(utkface_dir, detector) -> np.ndarray:
+    return one_face_photo(load_image(clear_faces(utkface_dir, 1, detector, seed=1)[0][0]), seed=3)
+
+
+@pytest.fixture(scope="module")
+def bad_folder(tmp_path_factory, face_photo):
+    root = tmp_path_factory.mktemp("photos")
+    return root, write_bad_folder(root, face_photo)
+
+
+@pytest.fixture(scope="module")
+def bad_table(bad_folder, predictor, detector) -> pd.DataFrame:
+    return analyze_folder(bad_folder[0], predictor, detector)
+
+
+def test_every_image_file_gets_the_expected_row(bad_folder, bad_table):
+    _, expected = bad_folder
+    assert list(bad_table.columns) == COLUMNS
+    assert sorted(bad_table["file"].unique()) == sorted(expected)  # notes.txt is no image; no loop copies
+    for name, (status, word) in expected.items():
+        rows = bad_table[bad_table["file"] == name]
+        assert list(rows["status"]) == [status] * len(rows), name
+        if status == "ok":
+            assert len(rows) == 1, name
+        else:
+            assert len(rows) == 1 and rows["face"].isna().all() and rows["age"].isna().all(), name
+        if word:
+            assert word in rows["error"].iloc[0], (name, rows["error"].iloc[0])
+        else:
+            assert rows["error"].isna().all(), name
+
+
+def test_face_rows_carry_predictions_and_boxes(bad_table, face_photo):
+    ok = bad_table[bad_table["status"] == "ok"]
+    assert ok["gender"].isin(["male", "female"]).all()
+    assert ok["p_female"].between(0, 1).all() and ok["age"].between(0, 116).all()
+    assert (ok["face"] == 0).all() and (ok["det_score"] >= 0.5).all()
+    assert (ok["gender"] == np.where(ok["p_female"] >= 0.5, "female", "male")).all()
+    height, width = face_photo.shape[:2]
+    assert (ok["x"] >= 0).all() and (ok["x"] + ok["w"] <= width).all() and (ok["y"] + ok["h"] <= height).all()
+
+
+def test_converted_and_rotated_copies_find_the_same_face(bad_table):
+    """Grayscale, 16-bit, RGBA and EXIF-rotated copies of one photo: same box once upright."""
+    boxes = bad_table[bad_table["status"] == "ok"].set_index("file")[["x", "y", "w", "h"]]
+    reference = boxes.loc["photo.jpg"].to_numpy()
+    for name in ("gray.png", "gray16.png", "rgba.png", "exif_rotated.jpg", "visages été 2023 – Zoë.jpg",
+                 "nested/deeper/photo.JPEG"):
+        assert np.abs(boxes.loc[name].to_numpy() - reference).max() <= 0.05 * reference[2], name
+
+
+def test_symlink_loops_are_noted_and_skipped(bad_folder, bad_table):
+    root, _ = bad_folder
+    files, unlisted, notes = list_images(root)
+    assert len(files) == len(set(f.resolve() for f in files if f.exists())) + 1  # + the dangling link
+    assert unlisted == [] and len(notes) == 1 and "loop" in notes[0]
+    assert bad_table.attrs["notes"] == notes
+
+
+def test_no_recursion_keeps_to_the_top_folder(bad_folder, predictor, detector):
+    table = analyze_folder(bad_folder[0], predictor, detector, recursive=False)
+    assert not table["file"].str.contains("/").any()
+    assert "photo.jpg" in set(table["file"])
+
+
+def test_unreadable_subfolder_is_reported(tmp_path, face_photo, predictor, detector, monkeypatch):
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "a.jpg").write_bytes(jpeg_bytes(face_photo))
+    (tmp_path / "b.jpg").write_bytes(jpeg_bytes(face_photo))
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    table = analyze_folder(tmp_path, predictor, detector)
+    assert list(table["file"]) == ["b.jpg", "locked/"]
+    assert table["status"].iloc[1] == "error" and "cannot list folder: Permission denied" == table["error"].iloc[1]
+
+
+def test_undecodable_file_name_is_kept_readable(tmp_path, face_photo, predictor, detector):
+    name = os.fsencode(tmp_path) + b"/caf\xe9.jpg"  # Latin-1 bytes, not valid UTF-8
+    with open(name, "wb") as file:
+        file.write(jpeg_bytes(face_photo))
+    table = analyze_folder(tmp_path, predictor, detector)
+    assert list(table["file"]) == ["caf\\xe9.jpg"] and list(table["status"]) == ["ok"]
+    table.to_csv(tmp_path / "out.csv", index=False)  # must not raise UnicodeEncodeError
+
+
+def test_a_huge_photo_is_analysed_downscaled_with_boxes_in_original_pixels(tmp_path, utkface_dir, detector, predictor):
+    photo = background(6000, 4500, seed=2)  # 27 megapixels
+    paste(photo, load_image(clear_faces(utkface_dir, 1, detector, seed=6)[0][0]), (2000, 2500), 1500)
+    (tmp_path / "big.jpg").write_bytes(jpeg_bytes(photo, quality=80))
+    table = analyze_folder(tmp_path, predictor, detector)
+    assert list(table["status"]) == ["ok"]
+    row = table.iloc[0]
+    assert abs(row["x"] + row["w"] / 2 - 2000) < 150 and abs(row["y"] + row["h"] / 2 - 2500) < 250
+    assert 800 < row["w"] < 1700
+
+
+def test_aligned_crops_skip_detection(utkface_dir, predictor):
+    paths = sorted(utkface_dir.glob("*.jpg"))[:5]
+    table = analyze_images([(p.name, p) for p in paths], predictor, aligned=True)
+    assert list(table["status"]) == ["ok"] * 5
+    assert (table[["face", "x", "y"]] == 0).all().all() and (table[["w", "h"]] == 200).all().all()
+    assert table["det_score"].isna().all()
+    ages, p_female = predictor.predict_arrays(predictor.prepare(paths))
+    np.testing.assert_allclose(table["p_female"], p_female, atol=1e-4)
+    np.testing.assert_allclose(table["age"], ages, atol=0.051)
+
+
+def test_in_memory_images_and_progress(face_photo, predictor, detector):
+    calls = []
+    items = [("array", face_photo), ("bytes", jpeg_bytes(face_photo)), ("blank", np.zeros((50, 60, 3), np.uint8)),
+             ("wrong-shape", np.zeros((50, 60), np.uint8)), ("garbage", b"\x00\x01")]
+    table = analyze_images(items, predictor, detector, progress=lambda done, total: calls.append((done, total)))
+    assert list(table["file"]) == ["array", "bytes", "blank", "wrong-shape", "garbage"]
+    assert list(table["status"]) == ["ok", "ok", "no_face", "error", "error"]
+    assert "not an RGB uint8 image array" in table["error"].iloc[3]
+    assert calls == [(i, 5) for i in range(1, 6)]
+
+
+def test_model_batches_do_not_mix_rows(utkface_dir, detector, predictor, monkeypatch):
+    """Rows keep their own predictions when faces span several model calls."""
+    import core.batch
+
+    monkeypatch.setattr(core.batch, "BATCH_FACES", 2)
+    people = clear_faces(utkface_dir, 5, detector, seed=12)
+    items = [(path.name, one_face_photo(load_image(path), seed=i)) for i, (path, _, _) in enumerate(people)]
+    batched = analyze_images(items, predictor, detector)
+    single = pd.concat([analyze_images([item], predictor, detector) for item in items], ignore_index=True)
+    pd.testing.assert_frame_equal(batched, single, atol=1e-3)
+
+
+def test_annotate_draws_labelled_boxes(face_photo, bad_table):
+    rows = bad_table[bad_table["file"] == "photo.jpg"]
+    drawn = annotate(face_photo, rows)
+    assert drawn.shape == face_photo.shape and drawn is not face_photo
+    x, y, w, h = rows[["x", "y", "w", "h"]].iloc[0]
+    assert (drawn[y + h // 2, x] != face_photo[y + h // 2, x]).any()  # box edge
+    assert (drawn[: y, x: x + w] != face_photo[: y, x: x + w]).any()  # label above it
+    assert (drawn[y + 5: y + h - 5, x + 5: x + w - 5] == face_photo[y + 5: y + h - 5, x + 5: x + w - 5]).all()
+    pairs = [(Face(x, y, w, h, 0.9, (0.0, 0.0), (1.0, 0.0)), Prediction(31.0, 0.8))]
+    from_pairs = annotate(face_photo, pairs)
+    assert (from_pairs[y + h // 2, x] != face_photo[y + h // 2, x]).any()
+    assert np.array_equal(annotate(face_photo, bad_table[bad_table["status"] != "ok"]), face_photo)
+
+
+def test_cli_writes_the_csv_and_summary(bad_folder, tiny_model_dir, tmp_path, capsys):
+    root, expected = bad_folder
+    out = tmp_path / "results" / "table.csv"
+    assert cli_main([str(root), "--out", str(out), "--model", str(tiny_model_dir)]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == COLUMNS and sorted(table["file"].unique()) == sorted(expected)
+    summary = capsys.readouterr().out
+    count = {kind: sum(status == kind for status, _ in expected.values()) for kind in ("ok", "no_face", "error")}
+    assert f"{len(expected)} files, {count['ok']} faces, {count['no_face']} without a face, {count['error']} errors" in summary
+    assert "images/s" in summary and "empty file (1)" in summary and "symlink loop" in summary
+
+
+def test_cli_exit_codes(tmp_path, tiny_model_dir, capsys):
+    model = ["--model", str(tiny_model_dir)]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"")
+    assert cli_main([str(tmp_path / "bad"), "--out", str(tmp_path / "a.csv")] + model) == 1  # nothing usable
+    assert pd.read_csv(tmp_path / "a.csv")["status"].tolist() == ["error"]
+    assert cli_main([str(tmp_path / "missing"), "--out", str(tmp_path / "b.csv")] + model) == 2
+    assert cli_main([str(tmp_path / "bad"), "--out", str(tmp_path / "c.csv"), "--model", str(tmp_path)]) == 2
+    assert "no model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        cli_main([str(tmp_path / "bad")])  # --out is required
+    assert exited.value.code == 2
