@@ -107,3 +107,26 @@ def evaluate_run(run_folder: Path, test_table: pd.DataFrame, test_images: np.nda
     metrics["split"] = "test"
     write_results(run_folder, metrics, predictions)
     return metrics
+
+
+def metrics_markdown(metrics: dict) -> str:
+    """The breakdown tables of a metrics dict as Markdown (for model cards and reports)."""
+    lines = [f"Overall: n = {metrics['n']}, gender accuracy {metrics['gender_accuracy']:.2%}, "
+             f"age MAE {metrics['age_mae']:.2f} years (RMSE {metrics['age_rmse']:.2f}, median absolute error "
+             f"{metrics['age_median_abs_error']:.2f}, bias {metrics['age_bias']:+.2f}, "
+             f"within 5 years {metrics['age_within_5_years']:.1%}).", ""]
+    for key, title in (("by_age_band", "age band"), ("by_gender", "gender"), ("by_race", "race")):
+        lines += [f"| {title} | n | gender accuracy | age MAE |", "| --- | ---: | ---: | ---: |"]
+        for name, row in metrics[key].items():
+            if row["n"]:
+                lines.append(f"| {name} | {row['n']} | {row['gender_accuracy']:.2%} | {row['age_mae']:.2f} |")
+        lines.append("")
+    for key, title in (("gender_confusion", "Gender"), ("age_band_confusion", "Age band")):
+        confusion = metrics[key]
+        lines += [f"{title} confusion (rows true, columns predicted):", "",
+                  "| true \\ predicted | " + " | ".join(confusion["labels"]) + " |",
+                  "| --- |" + " ---: |" * len(confusion["labels"])]
+        lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+                  for label, row in zip(confusion["labels"], confusion["matrix"])]
+        lines.append("")
+    return "\n".join(lines)

@@ -73,7 +73,7 @@ def save_model(model: keras.Model, folder: Path, config: Config) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # An uncompiled twin sharing the layers: the file then holds weights only, no optimizer state.
-    keras.Model(model.inputs, model.outputs, name=model.name).save(folder / MODEL_FILE)
+    keras.Model(model.inputs, model.output, name=model.name).save(folder / MODEL_FILE)
     settings = {
         "format_version": FORMAT_VERSION,
         "input": {"size": config.image_size, "channels": "RGB", "dtype": "uint8 0-255",

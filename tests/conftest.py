@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+try:  # pylibsrtp (under streamlit-webrtc) segfaults when imported after TensorFlow: load it first
+    import pylibsrtp  # noqa: F401
+except ImportError:
+    pass
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, Config  # noqa: E402
 
