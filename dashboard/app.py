@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-if "tensorflow" not in sys.modules:
-    # The live page needs streamlit_webrtc imported before TensorFlow (their bundled OpenSSL
-    # builds clash the other way round); without it only that page is unavailable.
+if "tensorflow" not in sys.modules or "pylibsrtp" in sys.modules:
+    # The live page needs streamlit_webrtc's pylibsrtp imported before TensorFlow (their bundled
+    # OpenSSL builds clash the other way round); without it only that page is unavailable.
     try:
         import streamlit_webrtc  # noqa: F401
     except ImportError:

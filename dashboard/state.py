@@ -179,6 +179,8 @@ def _read_label_table(path: Path) -> pd.DataFrame:
     missing = {"file", "age", "gender", "race"} - set(table.columns)
     if missing:
         raise DatasetError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
+    if table.empty:
+        raise DatasetError(f"{path} has no rows")
     table = table.astype({"age": int, "gender": int, "race": int}).assign(path=None)
     table.attrs["skipped"] = []
     return table

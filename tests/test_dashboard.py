@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -30,11 +31,12 @@ def run_dir(request, tmp_path_factory) -> Path:
     if all((DEFAULT_MODEL_DIR / name).is_file() for name in RUN_FILES):
         return DEFAULT_MODEL_DIR
     utkface = request.getfixturevalue("utkface_dir")
-    from core.datasets import load_dataset
+    from core.datasets import DatasetWarning, load_dataset
     from core.training import train
 
     out = tmp_path_factory.mktemp("run") / "tiny"
-    with pytest.warns(UserWarning):  # the five malformed UTKFace names are reported
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)  # the five malformed UTKFace names
         table = load_dataset(utkface)
     train(table.sample(n=80, random_state=0), out, TINY_CONFIG.replace(epochs=2))
     return out

@@ -58,6 +58,8 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
         if table.empty:
             st.warning("No image of this dataset is in the model's test split.")
         return None
+    st.caption(f"Data shown: model `{state.display_name(model_dir)}` evaluated now on {len(table):,} faces of "
+               f"{source.describe()}{' that are in its test split' if test_only else ''}.")
     return done[1], done[2]
 
 

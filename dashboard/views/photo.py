@@ -35,7 +35,7 @@ if (rows["status"] == "error").any():
     st.error(f"Cannot analyse {photo.name}: {rows['error'].iloc[0]}")
     st.stop()
 
-left, right = st.columns([3, 2])
+left, right = st.columns([1, 1])
 left.image(annotate(image, faces), caption=f"{photo.name}: {len(faces)} face(s)", width="stretch")
 with right:
     st.metric("Faces found", len(faces))
