@@ -23,7 +23,8 @@ CATEGORY_ORDERS = {"gender": list(GENDERS), "gender_true": list(GENDERS), "race"
 
 
 def _finish(fig: go.Figure, title: str) -> go.Figure:
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="")
+    # a vertical modebar keeps Plotly's tool icons off the title in narrow columns
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="", modebar_orientation="v")
     return fig
 
 
