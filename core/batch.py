@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import stat
 import sys
 import time
 from collections import Counter, deque
@@ -32,6 +33,7 @@ from .model import ModelError
 
 COLUMNS = ["file", "status", "face", "x", "y", "w", "h", "det_score", "age", "gender", "p_female", "error"]
 WORK_SIDE = 1600  # photos are analysed at most this large: plenty for faces, bounded in memory
+MAX_FILE_BYTES = 512 * 2**20  # larger "images" are not read at all (they would be read whole)
 BATCH_FACES = 128  # faces per model call
 READ_AHEAD = 64  # images decoded ahead of the model, per batch in flight
 
@@ -100,11 +102,11 @@ def list_images(folder: Path, recursive: bool = True) -> tuple[list[Path], list[
     while stack:
         directory = stack.pop()
         try:
-            stat = directory.stat()
-            if (stat.st_dev, stat.st_ino) in seen:
+            info = directory.stat()
+            if (info.st_dev, info.st_ino) in seen:
                 notes.append(f"skipped {directory}: it leads to a folder already scanned (symlink loop?)")
                 continue
-            seen.add((stat.st_dev, stat.st_ino))
+            seen.add((info.st_dev, info.st_ino))
             with os.scandir(directory) as entries:
                 entries = list(entries)
         except OSError as exc:
@@ -152,7 +154,8 @@ def _prepare(name: str, source: Source, detector: FaceDetector | None, aligned: 
         image, scale = _load(source)
         if aligned:
             height, width = (round(side * scale) for side in image.shape[:2])
-            return _Prepared([_row(name, "ok", face=0, x=0, y=0, w=width, h=height)], [resize_square(image, size)])
+            return _Prepared([_row(name, "ok", face=0, x=0, y=0, w=width, h=height)],
+                             [resize_square(image, size)])
         faces = detector.detect(image)
         if not faces:
             return _Prepared([_row(name, "no_face")])
@@ -173,11 +176,25 @@ def _load(source: Source) -> tuple[np.ndarray, float]:
             raise ImageError(f"not an RGB uint8 image array (shape {source.shape}, dtype {source.dtype})")
         image, original_side = source, max(source.shape[:2])
     else:
+        if not isinstance(source, bytes):
+            _check_file(Path(source))
         image = load_image(source, max_side=WORK_SIDE // 2)
         original_side = _original_side(source)
     if max(image.shape[:2]) > WORK_SIDE:
         image = fit_within(image, WORK_SIDE)
     return image, original_side / max(image.shape[:2])
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what would hang or fill memory if read whole: pipes, devices, enormous files."""
+    try:
+        info = path.stat()
+    except OSError:
+        return  # load_image says why it cannot be read
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError("not a regular file (a pipe, device or socket)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageError(f"file too large for a photo ({info.st_size / 2**20:.0f} MB)")
 
 
 def _original_side(source: Union[str, Path, bytes]) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,9 +117,19 @@ def test_undecodable_file_name_is_kept_readable(tmp_path, face_photo, predictor,
     table.to_csv(tmp_path / "out.csv", index=False)  # must not raise UnicodeEncodeError
 
 
+def test_pipes_and_enormous_files_are_refused_without_reading(tmp_path, predictor, detector):
+    os.mkfifo(tmp_path / "pipe.jpg")  # reading it would block forever
+    with open(tmp_path / "video.jpg", "wb") as file:
+        file.truncate(600 * 2**20)  # sparse: 600 MB on paper, no disk used
+    table = analyze_folder(tmp_path, predictor, detector)
+    assert list(table["file"]) == ["pipe.jpg", "video.jpg"] and set(table["status"]) == {"error"}
+    assert "not a regular file" in table["error"].iloc[0] and "too large" in table["error"].iloc[1]
+
+
 def test_a_huge_photo_is_analysed_downscaled_with_boxes_in_original_pixels(tmp_path, utkface_dir, detector, predictor):
-    photo = background(6000, 4500, seed=2)  # 27 megapixels
-    paste(photo, load_image(clear_faces(utkface_dir, 1, detector, seed=6)[0][0]), (2000, 2500), 1500)
+    small = background(1500, 1125, seed=2)
+    paste(small, load_image(clear_faces(utkface_dir, 1, detector, seed=6)[0][0]), (500, 625), 375)
+    photo = cv2.resize(small, (6000, 4500), interpolation=cv2.INTER_LINEAR)  # 27 megapixels
     (tmp_path / "big.jpg").write_bytes(jpeg_bytes(photo, quality=80))
     table = analyze_folder(tmp_path, predictor, detector)
     assert list(table["status"]) == ["ok"]
@@ -199,3 +210,25 @@ def test_cli_exit_codes(tmp_path, tiny_model_dir, capsys):
     with pytest.raises(SystemExit) as exited:
         cli_main([str(tmp_path / "bad")])  # --out is required
     assert exited.value.code == 2
+
+
+def test_a_group_photo_gets_each_persons_gender(utkface_dir, default_model_dir, detector):
+    """Two men and two women the shipped model is sure about in their own crops, pasted into
+    one photo: four faces, each with the right gender."""
+    predictor = Predictor(default_model_dir)
+    people = []
+    for sex in (0, 1):
+        paths = [path for path, _, _ in clear_faces(utkface_dir, 8, detector, gender=sex, seed=21)]
+        _, p_female = predictor.predict_arrays(predictor.prepare(paths))
+        sure = [path for path, p in zip(paths, p_female) if (p >= 0.85 if sex else p <= 0.15)]
+        assert len(sure) >= 2, "the shipped model is unsure about most of these faces"
+        people += [(path, sex) for path in sure[:2]]
+    photo = background(1280, 720, seed=4)
+    centres = [(220, 260), (560, 430), (850, 250), (1100, 480)]
+    for (path, _), centre, angle in zip(people, centres, (-8, 4, 0, 10)):
+        paste(photo, load_image(path), centre, 260, angle)
+    table = analyze_images([("group.jpg", jpeg_bytes(photo))], predictor, detector)
+    assert list(table["status"]) == ["ok"] * 4
+    for (_, sex), (x, y) in zip(people, centres):
+        inside = table[(table["x"] < x) & (x < table["x"] + table["w"]) & (table["y"] < y) & (y < table["y"] + table["h"])]
+        assert list(inside["gender"]) == [("male", "female")[sex]]
