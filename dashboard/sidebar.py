@@ -14,8 +14,8 @@ from core.config import DEFAULT_DATASET_DIR
 from . import state
 
 OTHER = "Other folder..."
-PATH_HINTS = {"utkface": "Folder of UTKFace images ({age}_{gender}_{race}_*.jpg)",
-              "pixels-csv": "CSV file with age, ethnicity, gender, img_name, pixels",
+PATH_HINTS = {"utkface": "Folder of UTKFace images (`{age}_{gender}_{race}_*.jpg`)",
+              "pixels-csv": "CSV file with `age, ethnicity, gender, img_name, pixels`",
               "folder-csv": "Image folder (with labels.csv, or give the labels CSV below)"}
 
 
