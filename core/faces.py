@@ -156,7 +156,7 @@ class FaceDetector:
         faces = self._checked(rgb, self._short.find(rgb, self.min_score))
         if self._needs_full_range(faces, max(rgb.shape[:2])):
             faces += self._checked(rgb, _apart_from(self._full.find(rgb, self.min_score), faces))
-        return sorted(faces, key=lambda face: -face.score)
+        return _distinct(sorted(faces, key=lambda face: -face.score))
 
     def _needs_full_range(self, faces: list[Face], side: int) -> bool:
         if self.full_range == "auto":
@@ -268,16 +268,33 @@ def _without_nested(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray):
     return boxes[keep], points[keep], scores[keep]
 
 
+def _distinct(faces: list[Face]) -> list[Face]:
+    """Faces (best first) without later ones that are the same face again: found by both
+    models, or two detections that refined onto one face."""
+    kept: list[Face] = []
+    for face in faces:
+        if not kept or not _same_face(_boxes([face]), _boxes(kept)).any():
+            kept.append(face)
+    return kept
+
+
 def _apart_from(found, faces: list[Face]):
-    """Raw detections that are not one of `faces` again (overlapping it, or nested)."""
+    """Raw detections that are not one of `faces` again (spares refining them for nothing)."""
     boxes, points, scores = found
     if not faces:
         return found
-    known = np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in faces], np.float64)
-    smaller = np.minimum(_area(boxes)[:, None], _area(known)[None, :])
-    same = (_iou(boxes, known) > _NMS_IOU) | (_intersection(boxes, known) > _NESTED * smaller)
-    keep = ~same.any(axis=1)
+    keep = ~_same_face(boxes, _boxes(faces)).any(axis=1)
     return boxes[keep], points[keep], scores[keep]
+
+
+def _same_face(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(n, m) whether boxes overlap like NMS duplicates or one lies mostly inside the other."""
+    smaller = np.minimum(_area(boxes)[:, None], _area(others)[None, :])
+    return (_iou(boxes, others) > _NMS_IOU) | (_intersection(boxes, others) > _NESTED * smaller)
+
+
+def _boxes(faces: list[Face]) -> np.ndarray:
+    return np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in faces], np.float64)
 
 
 def _area(boxes: np.ndarray) -> np.ndarray:
