@@ -124,29 +124,16 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
+    from .batch import analyze_images
     from .inference import Predictor
 
     predictor = Predictor(args.model)
-    failures = 0
-    if args.aligned:
-        from .images import ImageError
 
-        for path in args.images:
-            try:
-                result = predictor.predict_one(Path(path))
-            except ImageError as exc:
-                failures += 1
-                print(f"{path}: error: {exc}")
-                continue
-            print(f"{path}: {result.gender} ({result.gender_confidence:.0%}), age {result.age:.0f}")
-        return EXIT_FAILED if failures == len(args.images) else 0
-    from .batch import analyze_paths
-
-    rows = analyze_paths([Path(p) for p in args.images], predictor)
+    rows = analyze_images([(path, Path(path)) for path in args.images], predictor, aligned=args.aligned)
     for row in rows.itertuples():
         if row.status == "ok":
-            print(f"{row.file}: face {row.face} at ({row.x},{row.y},{row.w}x{row.h}): {row.gender} "
-                  f"(p_female {row.p_female:.2f}), age {row.age:.0f}")
+            where = "" if args.aligned else f" face {row.face} at ({row.x},{row.y},{row.w}x{row.h})"
+            print(f"{row.file}:{where} {row.gender} (p_female {row.p_female:.2f}), age {row.age:.0f}")
         else:
             print(f"{row.file}: {row.status.replace('_', ' ')}{': ' + row.error if row.status == 'error' else ''}")
     return EXIT_FAILED if (rows["status"] == "error").all() else 0
