@@ -24,25 +24,9 @@ import streamlit as st  # noqa: E402
 
 from dashboard import sidebar  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 # Page files live in views/, not pages/: a pages/ folder next to this script makes Streamlit
 # start in its legacy multipage mode, where a deep link such as /photo runs that file alone,
 # without this script (no sidebar, no navigation) until someone opens the home page.
-# The live page is looked for in pages/ too, where it was first written.
-LIVE_PAGES = (HERE / "views" / "live.py", HERE / "pages" / "live.py")
-
-
-def _live_placeholder() -> None:
-    st.title("Live camera")
-    st.info("The live camera page is not installed in this copy of the dashboard.")
-
-
-def _live_page() -> st.Page:
-    found = next((path for path in LIVE_PAGES if path.is_file()), None)
-    if found:
-        return st.Page(found, title="Live camera", icon=":material/videocam:", url_path="live")
-    return st.Page(_live_placeholder, title="Live camera", icon=":material/videocam:", url_path="live")
-
 
 st.set_page_config(page_title="Age & gender", page_icon=":material/face:", layout="wide")
 navigation = st.navigation({
@@ -51,7 +35,7 @@ navigation = st.navigation({
               st.Page("views/evaluation.py", title="Evaluation", icon=":material/fact_check:")],
     "Analyse": [st.Page("views/photo.py", title="Single photo", icon=":material/photo_camera:"),
                 st.Page("views/batch.py", title="Batch analysis", icon=":material/photo_library:"),
-                _live_page()],
+                st.Page("views/live.py", title="Live camera", icon=":material/videocam:", url_path="live")],
 })
 sidebar.render()
 navigation.run()

@@ -104,9 +104,6 @@ def wait_until_idle(driver, timeout: float = 60) -> None:
     raise AssertionError(f"page still running after {timeout} s")
 
 
-@pytest.mark.xfail((PROJECT_ROOT / "dashboard" / "pages").exists(), strict=True,
-                   reason="a dashboard/pages/ folder puts Streamlit in its legacy multipage mode until the home "
-                          "page has been opened once: a first deep link gets 'Page not found' (move live.py to views/)")
 def test_a_deep_link_on_a_fresh_server_opens_inside_the_app(server, browser):
     """Runs first: no session has opened the home page yet."""
     from selenium.webdriver.common.by import By

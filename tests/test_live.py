@@ -21,7 +21,7 @@ from core.config import PROJECT_ROOT
 from core.faces import FaceDetector, align_face
 from core.live import FrameProcessor, IouTracker, LiveSettings, box_iou
 
-PAGE = PROJECT_ROOT / "dashboard" / "pages" / "live.py"
+PAGE = PROJECT_ROOT / "dashboard" / "views" / "live.py"
 FRAMES = 24
 
 

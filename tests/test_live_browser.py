@@ -1,6 +1,6 @@
 """The live page in a real browser: headless Chromium's fake camera plays a .y4m clip of real
 UTKFace faces (made here, in a temp dir), streams it over WebRTC to the page served by
-`streamlit run dashboard/pages/live.py`, and the page must report the faces it found in the
+`streamlit run dashboard/views/live.py`, and the page must report the faces it found in the
 frames that came back. Skips without /usr/bin/chromium, /usr/bin/chromedriver or selenium.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from _video_fixtures import pick_faces, scene, write_y4m
 from core.config import PROJECT_ROOT
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-PAGE = PROJECT_ROOT / "dashboard" / "pages" / "live.py"
+PAGE = PROJECT_ROOT / "dashboard" / "views" / "live.py"
 DEADLINE = 75  # seconds for the whole browser session, server start included
 
 pytestmark = pytest.mark.skipif(

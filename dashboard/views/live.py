@@ -1,7 +1,7 @@
 """Live camera page: the browser streams its camera over WebRTC, every face comes back boxed and
 labelled with age and gender, and the page shows who is in view and a running tally.
 
-Works as a page of the dashboard (st.navigation) and alone: `streamlit run dashboard/pages/live.py`.
+Works as a page of the dashboard (st.navigation) and alone: `streamlit run dashboard/views/live.py`.
 The per-frame work is `core.live.FrameProcessor` (the same detector, alignment and Predictor as
 batch analysis); this file is only the UI around it. Threads: `webrtc_streamer` calls the frame
 callback on its own worker thread; the callback hands results to the script thread through a
