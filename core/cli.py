@@ -85,25 +85,18 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    import pandas as pd
-
-    from .datasets import DatasetError, load_dataset
+    from .datasets import DatasetError, load_dataset, read_split, select_split
     from .evaluation import evaluate, write_results
     from .inference import Predictor
-    from .training import SPLIT_FILE
 
     table = load_dataset(args.data, args.format)
     predictor = Predictor(args.model)
-    split_path = Path(args.model) / SPLIT_FILE
     if args.split != "all":
-        if not split_path.is_file():
-            raise DatasetError(f"--split {args.split} needs {split_path}, which this model does not have")
-        split = pd.read_csv(split_path)
-        table = table[table["file"].isin(split.loc[split["split"] == args.split, "file"])]
+        table = select_split(table, args.model, args.split)
         if table.empty:
             raise DatasetError(f"none of the images in {args.data} belong to the model's {args.split} split")
-    elif split_path.is_file():
-        seen = table["file"].isin(pd.read_csv(split_path).query("split != 'test'")["file"]).sum()
+    elif (saved := read_split(args.model)) is not None:
+        seen = table["file"].isin(saved.loc[saved["split"] != "test", "file"]).sum()
         if seen:
             print(f"warning: {seen} of these {len(table)} images were used to train or validate this model; "
                   f"use --split test for an honest score", file=sys.stderr)

@@ -22,6 +22,7 @@ from .images import ImageError, gray_to_rgb, is_image_file, load_image, resize_s
 
 FORMATS = ("utkface", "pixels-csv", "folder-csv")
 LABELS_CSV = "labels.csv"  # default labels file name inside a folder-csv dataset
+SPLIT_FILE, LABELS_FILE = "split.csv", "labels.csv"  # written into every training run folder
 UTKFACE_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
 COLUMNS = ["file", "path", "age", "gender", "race"]
 
@@ -161,6 +162,36 @@ def split_dataset(table: pd.DataFrame, config: Config) -> pd.Series:
 def label_table(table: pd.DataFrame) -> pd.DataFrame:
     """The labels alone (file, age, gender, race), e.g. to ship the demographics of a training set."""
     return table[["file", "age", "gender", "race"]].reset_index(drop=True)
+
+
+def load_label_table(path: str | Path) -> pd.DataFrame:
+    """A run folder's `labels.csv` (file, age, gender, race; no pixels): a training set's demographics."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"no label table at {path}")
+    table = pd.read_csv(path)
+    missing = {"file", "age", "gender", "race"} - set(table.columns)
+    if missing:
+        raise DatasetError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
+    if table.empty:
+        raise DatasetError(f"{path} has no rows")
+    table = table.astype({"age": int, "gender": int, "race": int}).assign(path=None)
+    table.attrs["skipped"] = []
+    return table
+
+
+def read_split(model_dir: str | Path) -> pd.DataFrame | None:
+    """The (file, split) table a training run saved, or None when the model folder has none."""
+    path = Path(model_dir) / SPLIT_FILE
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def select_split(table: pd.DataFrame, model_dir: str | Path, split: str) -> pd.DataFrame:
+    """The rows of `table` that the model's run put in `split` ('train', 'val' or 'test')."""
+    saved = read_split(model_dir)
+    if saved is None:
+        raise DatasetError(f"the model at {model_dir} has no {SPLIT_FILE}, so its {split} split is unknown")
+    return table[table["file"].isin(saved.loc[saved["split"] == split, "file"])]
 
 
 def load_images(table: pd.DataFrame, size: int, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:

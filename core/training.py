@@ -21,10 +21,10 @@ import tensorflow as tf
 
 from .augment import augment_batch
 from .config import Config
-from .datasets import label_table, load_dataset, load_images, split_dataset
+from .datasets import LABELS_FILE, SPLIT_FILE, label_table, load_dataset, load_images, split_dataset
 from .model import build_model, save_model
 
-HISTORY_FILE, SPLIT_FILE, LABELS_FILE, LAST_FILE = "history.csv", "split.csv", "labels.csv", "last.keras"
+HISTORY_FILE, LAST_FILE = "history.csv", "last.keras"
 HISTORY_COLUMNS = [
     "epoch", "loss", "gender_loss", "age_loss", "gender_accuracy", "age_mae",
     "val_loss", "val_gender_loss", "val_age_loss", "val_gender_accuracy", "val_age_mae", "lr", "seconds",

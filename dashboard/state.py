@@ -20,9 +20,9 @@ import pandas as pd
 import streamlit as st
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT
-from core.datasets import DatasetError, DatasetWarning, load_dataset, load_folder_csv
+from core.datasets import LABELS_FILE, DatasetError, DatasetWarning, load_dataset, load_folder_csv, load_label_table
 
-MODEL_FILE, LABELS_FILE = "model.keras", "labels.csv"
+MODEL_FILE = "model.keras"
 RUN_MARKERS = (MODEL_FILE, "history.csv", LABELS_FILE)  # any of these makes a folder a run
 TRAINING_LABELS = "training-labels"
 SOURCE_KINDS = {TRAINING_LABELS: "Training labels of the model", "utkface": "UTKFace folder",
@@ -165,25 +165,10 @@ def _load_table(kind: str, path: str, labels_csv: str, version: int) -> pd.DataF
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)  # the skipped rows stay in attrs["skipped"]
         if kind == TRAINING_LABELS:
-            return _read_label_table(Path(path))
+            return load_label_table(path)
         if kind == "folder-csv":
             return load_folder_csv(path, labels_csv or None)
         return load_dataset(path, kind)
-
-
-def _read_label_table(path: Path) -> pd.DataFrame:
-    """A run's labels.csv (file, age, gender 0/1, race): the demographics of its training set."""
-    if not path.is_file():
-        raise DatasetError(f"no {LABELS_FILE} in {display_name(path.parent)}")
-    table = pd.read_csv(path)
-    missing = {"file", "age", "gender", "race"} - set(table.columns)
-    if missing:
-        raise DatasetError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
-    if table.empty:
-        raise DatasetError(f"{path} has no rows")
-    table = table.astype({"age": int, "gender": int, "race": int}).assign(path=None)
-    table.attrs["skipped"] = []
-    return table
 
 
 def find_images(files: Iterable[str], source: DataSource) -> dict[str, object]:

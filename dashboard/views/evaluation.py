@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.datasets import read_split, select_split
 from core.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate
 from dashboard import charts, components, state, tables
 
@@ -35,13 +36,12 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
     if not source.has_images:
         return None  # the chosen dataset failed to load: dataset_table said why
     model_dir = state.selected_model()
-    split = state.read_artifact(model_dir, "split.csv")
     left, right = st.columns(2)
-    test_only = split is not None and left.checkbox(
+    test_only = read_split(model_dir) is not None and left.checkbox(
         "Only the model's test split", value=True, key="eval_test_only",
         help="Other images of this dataset may have been used to train the model, which flatters it.")
     if test_only:
-        table = table[table["file"].isin(split.loc[split["split"] == "test", "file"])]
+        table = select_split(table, model_dir, "test")
     limit = right.number_input("At most this many images (random sample)", 1, None, min(len(table), 2000) or 1,
                                key="eval_limit")
     table = table.sample(n=min(int(limit), len(table)), random_state=0) if len(table) else table
