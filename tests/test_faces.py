@@ -169,6 +169,9 @@ def test_pasted_faces_get_nearly_the_crops_predictions(utkface_dir, default_mode
         aligned.append(align_face(photo, faces[0], predictor.image_size))
     ages, p_female = predictor.predict_arrays(predictor.prepare(crops))
     photo_ages, photo_p_female = predictor.predict_arrays(np.stack(aligned))
-    assert np.median(np.abs(photo_ages - ages)) < 2.5
-    assert np.median(np.abs(photo_p_female - p_female)) < 0.08
-    assert np.mean((photo_p_female >= 0.5) == (p_female >= 0.5)) >= 0.85
+    # Measured with the shipped model on 120 such faces: |age difference| median 1.1 years (p90
+    # 3.8), |p_female difference| median 0.003 (p90 0.08), same gender for 99%. Jittering the
+    # crops themselves by +-8 px, +-4 degrees, +-5% scale moves ages as much (median 0.9, p90 3.2).
+    assert np.median(np.abs(photo_ages - ages)) < 2.0
+    assert np.median(np.abs(photo_p_female - p_female)) < 0.03
+    assert np.mean((photo_p_female >= 0.5) == (p_female >= 0.5)) >= 0.925
