@@ -273,6 +273,9 @@ def _boxes_and_labels(detections) -> Iterator[tuple[tuple[int, int, int, int], s
             yield (face.x, face.y, face.w, face.h), prediction.gender, prediction.age
 
 
+_DESCRIPTION = "Age and gender of every face in a folder of photos, one CSV row per face."
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `batch` command's arguments, for `python -m core batch` or a standalone parser."""
     parser.add_argument("folder", metavar="DIR", type=Path, help="folder of photos")
@@ -290,7 +293,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_batch_command(subparsers) -> argparse.ArgumentParser:
     """Register `batch` on an argparse subparsers object; the handler is in `func`."""
-    parser = subparsers.add_parser("batch", help="age and gender of every face in a folder of photos, to CSV")
+    parser = subparsers.add_parser("batch", help=_DESCRIPTION, description=_DESCRIPTION)
     add_arguments(parser)
     parser.set_defaults(func=run)
     return parser
@@ -298,7 +301,7 @@ def add_batch_command(subparsers) -> argparse.ArgumentParser:
 
 def cli_main(argv: list[str] | None = None) -> int:
     """`python -m core batch DIR --out results.csv ...`; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m core batch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m core batch", description=_DESCRIPTION)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
