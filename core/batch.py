@@ -277,7 +277,7 @@ _DESCRIPTION = "Age and gender of every face in a folder of photos, one CSV row 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `batch` command's arguments, for `python -m core batch` or a standalone parser."""
+    """The `batch` command's arguments."""
     parser.add_argument("folder", metavar="DIR", type=Path, help="folder of photos")
     parser.add_argument("--out", required=True, type=Path, help="CSV file to write (one row per face)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
@@ -289,14 +289,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-range", choices=FULL_RANGE_MODES, default="auto",
                         help="when to add the slower detector for small, distant faces: auto (when the "
                              "fast one finds none or only small ones; default), always (group photos), never")
-
-
-def add_batch_command(subparsers) -> argparse.ArgumentParser:
-    """Register `batch` on an argparse subparsers object; the handler is in `func`."""
-    parser = subparsers.add_parser("batch", help=_DESCRIPTION, description=_DESCRIPTION)
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
 
 
 def cli_main(argv: list[str] | None = None) -> int:
