@@ -60,7 +60,9 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
             array = _to_rgb(img)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except UnidentifiedImageError as exc:
+        raise ImageError("not a readable image (unknown or unsupported format)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"not a readable image ({_short(exc)})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"corrupt or truncated image ({_short(exc)})") from exc

@@ -68,12 +68,20 @@ def build_model(config: Config) -> keras.Model:
     return keras.Model(inputs, {"gender": gender, "age": age}, name="age_gender_net")
 
 
+def save_atomically(model: keras.Model, path: Path) -> None:
+    """Save to a temporary file, then rename: a Ctrl-C mid-save never leaves a truncated model."""
+    path = Path(path)
+    partial = path.with_name(f".partial-{path.name}")
+    model.save(partial)
+    os.replace(partial, path)
+
+
 def save_model(model: keras.Model, folder: Path, config: Config) -> None:
     """Write `model.keras` and its settings JSON into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # An uncompiled twin sharing the layers: the file then holds weights only, no optimizer state.
-    keras.Model(model.inputs, model.output, name=model.name).save(folder / MODEL_FILE)
+    save_atomically(keras.Model(model.inputs, model.output, name=model.name), folder / MODEL_FILE)
     settings = {
         "format_version": FORMAT_VERSION,
         "input": {"size": config.image_size, "channels": "RGB", "dtype": "uint8 0-255",
@@ -85,7 +93,9 @@ def save_model(model: keras.Model, folder: Path, config: Config) -> None:
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "keras_version": keras.__version__,
     }
-    (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+    partial = folder / f".partial-{SETTINGS_FILE}"
+    partial.write_text(json.dumps(settings, indent=2))
+    os.replace(partial, folder / SETTINGS_FILE)
 
 
 def load_model(folder: Path) -> tuple[keras.Model, Config]:

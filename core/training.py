@@ -22,7 +22,7 @@ import tensorflow as tf
 from .augment import augment_batch
 from .config import Config
 from .datasets import LABELS_FILE, SPLIT_FILE, label_table, load_dataset, load_images, split_dataset
-from .model import build_model, save_model
+from .model import build_model, save_atomically, save_model
 
 HISTORY_FILE, LAST_FILE = "history.csv", "last.keras"
 HISTORY_COLUMNS = [
@@ -118,7 +118,7 @@ class RunRecorder(keras.callbacks.Callback):
         if improved:
             self.best = row[self.monitor]
             save_model(self.model, self.out, self.config)
-        self.model.save(self.out / LAST_FILE)
+        save_atomically(self.model, self.out / LAST_FILE)
         print(
             f"epoch {row['epoch']:>3}/{self.config.epochs}  {row['seconds']:>6.1f}s  "
             f"loss {row.get('loss', float('nan')):.3f}  gender acc {row.get('gender_accuracy', float('nan')):.3f}  "
