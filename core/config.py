@@ -7,7 +7,7 @@ training did.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,6 @@ class Config:
     early_stopping_patience: int = 8
     # inference
     flip_tta: bool = True  # average predictions of the image and its mirror
-    extra: dict = field(default_factory=dict)  # free-form notes stored with the model
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
