@@ -8,9 +8,7 @@ no face or an error, so every image file is accounted for.
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import stat
 import sys
 import time
 from collections import Counter, deque
@@ -22,18 +20,16 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence, Union
 import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
 from .config import DEFAULT_MODEL_DIR
 from .faces import FULL_RANGE_MODES, Face, FaceDetector, align_face, fit_within
-from .images import ImageError, is_image_file, load_image, resize_square
+from .images import ImageError, decode_image, is_image_file, resize_square
 from .inference import Prediction, Predictor
 from .model import ModelError
 
 COLUMNS = ["file", "status", "face", "x", "y", "w", "h", "det_score", "age", "gender", "p_female", "error"]
 WORK_SIDE = 1600  # photos are analysed at most this large: plenty for faces, bounded in memory
-MAX_FILE_BYTES = 512 * 2**20  # larger "images" are not read at all (they would be read whole)
 BATCH_FACES = 128  # faces per model call
 READ_AHEAD = 64  # images decoded ahead of the model, per batch in flight
 
@@ -176,31 +172,10 @@ def _load(source: Source) -> tuple[np.ndarray, float]:
             raise ImageError(f"not an RGB uint8 image array (shape {source.shape}, dtype {source.dtype})")
         image, original_side = source, max(source.shape[:2])
     else:
-        if not isinstance(source, bytes):
-            _check_file(Path(source))
-        image = load_image(source, max_side=WORK_SIDE // 2)
-        original_side = _original_side(source)
+        image, original_side = decode_image(source, max_side=WORK_SIDE // 2)
     if max(image.shape[:2]) > WORK_SIDE:
         image = fit_within(image, WORK_SIDE)
     return image, original_side / max(image.shape[:2])
-
-
-def _check_file(path: Path) -> None:
-    """Refuse what would hang or fill memory if read whole: pipes, devices, enormous files."""
-    try:
-        info = path.stat()
-    except OSError:
-        return  # load_image says why it cannot be read
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageError("not a regular file (a pipe, device or socket)")
-    if info.st_size > MAX_FILE_BYTES:
-        raise ImageError(f"file too large for a photo ({info.st_size / 2**20:.0f} MB)")
-
-
-def _original_side(source: Union[str, Path, bytes]) -> int:
-    """Longer side of the stored image, from its header (EXIF rotation does not change it)."""
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-        return max(img.size)
 
 
 def _row(name: str, status: str, **values) -> dict:

@@ -8,6 +8,7 @@ callers always hand it uint8 pixels.
 from __future__ import annotations
 
 import io
+import stat
 import warnings
 from pathlib import Path
 from typing import Union
@@ -19,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 MAX_PIXELS = 80_000_000  # refuse images larger than this: decoding them would need GBs
 MIN_SIDE = 8  # smaller images cannot contain a usable face
+MAX_FILE_BYTES = 512 * 2**20  # larger "images" are not read at all (they would be read whole)
 
 ImageSource = Union[str, Path, bytes]
 
@@ -37,14 +39,13 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
     `max_side` lets JPEG decoding downscale on the fly (cheap and memory-bounded for huge photos);
     the result may still be up to twice `max_side`, callers resize further if they need to.
     """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
-    else:
-        data = source
+    return decode_image(source, max_side)[0]
+
+
+def decode_image(source: ImageSource, max_side: int | None = None) -> tuple[np.ndarray, int]:
+    """`load_image`, plus the longer side of the stored image (before any `max_side` downscaling),
+    which callers need to report face boxes in the original's pixels."""
+    data = _read(Path(source)) if isinstance(source, (str, Path)) else source
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
@@ -52,6 +53,7 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
+            stored_side = max(width, height)
             if width * height > MAX_PIXELS:
                 raise ImageError(f"image too large ({width}x{height}, over {MAX_PIXELS // 1_000_000} megapixels)")
             if max_side and img.format == "JPEG":
@@ -68,7 +70,20 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
         raise ImageError(f"corrupt or truncated image ({_short(exc)})") from exc
     if min(array.shape[:2]) < MIN_SIDE:
         raise ImageError(f"image too small ({array.shape[1]}x{array.shape[0]} pixels)")
-    return array
+    return array, stored_side
+
+
+def _read(path: Path) -> bytes:
+    """A file's bytes, refusing first what would hang or fill memory if read: pipes, devices, huge files."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError("not a regular file (a pipe, device or socket)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ImageError(f"file too large for an image ({info.st_size / 2**20:.0f} MB)")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -1,10 +1,11 @@
+import os
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageError, load_image, resize_square
+from core.images import ImageError, decode_image, load_image, resize_square
 
 
 def _png(array: np.ndarray, mode: str | None = None) -> bytes:
@@ -68,3 +69,21 @@ def test_resize_square():
     assert resize_square(image, 32).shape == (32, 32, 3)
     small = np.zeros((10, 10, 3), np.uint8)
     assert resize_square(small, 10) is small
+
+
+def test_pipes_and_enormous_files_are_refused_before_reading(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")  # reading it would block forever
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(tmp_path / "pipe.jpg")
+    with open(tmp_path / "video.jpg", "wb") as file:
+        file.truncate(600 * 2**20)  # sparse: 600 MB on paper, no disk used
+    with pytest.raises(ImageError, match="too large"):
+        load_image(tmp_path / "video.jpg")
+
+
+def test_decode_image_reports_the_stored_size_of_a_downscaled_jpeg():
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 800), (90, 120, 30)).save(buffer, "JPEG")
+    image, stored_side = decode_image(buffer.getvalue(), max_side=300)
+    assert stored_side == 1200
+    assert max(image.shape[:2]) < 1200 and image.shape[1] / image.shape[0] == pytest.approx(1.5, abs=0.01)
