@@ -31,6 +31,19 @@ def crops(n: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 255, (n, 200, 200, 3), dtype=np.uint8)
 
 
+def crops_per_second(predictor: Predictor, batch: np.ndarray, runs: int, verbose: bool = False) -> float:
+    """Median rate of prepare + predict over `runs` passes of `batch` (after one warm-up pass)."""
+    predictor.predict_arrays(predictor.prepare(list(batch)))  # trace the graph once
+    rates = []
+    for run in range(runs):
+        started = time.perf_counter()
+        predictor.predict_arrays(predictor.prepare(list(batch)))
+        rates.append(len(batch) / (time.perf_counter() - started))
+        if verbose:
+            print(f"run {run + 1}: {rates[-1]:.0f} crops/s", flush=True)
+    return statistics.median(rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
@@ -42,15 +55,8 @@ def main() -> None:
     started = time.perf_counter()
     predictor = Predictor(args.model, batch_size=args.batch_size, flip_tta=False if args.no_flip else None)
     load_s = time.perf_counter() - started
-    batch = crops(args.batch_size)
-    predictor.predict_arrays(predictor.prepare(list(batch)))  # trace the graph once
-    rates = []
-    for run in range(args.runs):
-        started = time.perf_counter()
-        predictor.predict_arrays(predictor.prepare(list(batch)))
-        rates.append(len(batch) / (time.perf_counter() - started))
-        print(f"run {run + 1}: {rates[-1]:.0f} crops/s", flush=True)
-    print(json.dumps({"crops_per_s": round(statistics.median(rates), 1), "batch_size": args.batch_size,
+    rate = crops_per_second(predictor, crops(args.batch_size), args.runs, verbose=True)
+    print(json.dumps({"crops_per_s": round(rate, 1), "batch_size": args.batch_size,
                       "flip_tta": predictor.flip_tta, "runs": args.runs, "load_s": round(load_s, 2), "model": args.model}))
 
 

@@ -26,11 +26,14 @@ def _add_train(sub) -> None:
     for name, kind, text in (
         ("epochs", int, "number of epochs"), ("image_size", int, "input side in pixels"),
         ("batch_size", int, "batch size"), ("learning_rate", float, "peak learning rate"),
-        ("width", int, "channels of the first stage (model size)"), ("seed", int, "seed of the split"),
+        ("width", int, "resnet: channels of the first stage (model size)"),
+        ("alpha", float, "mobilenetv2: width multiplier"), ("seed", int, "seed of the split"),
         ("age_sigma", float, "std-dev of the age label distribution (years)"),
     ):
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name),
                        help=f"{text} (default {getattr(defaults, name)})")
+    p.add_argument("--architecture", choices=("resnet", "mobilenetv2"), default=defaults.architecture,
+                   help=f"network (default {defaults.architecture})")
     p.add_argument("--lr-schedule", choices=("cosine", "plateau"), default=defaults.lr_schedule,
                    help=f"learning-rate schedule (default {defaults.lr_schedule})")
     p.add_argument("--limit", type=int, help="use only the first N images (quick trials)")
@@ -73,7 +76,8 @@ def run_train(args) -> int:
     from .training import train
 
     config = Config(epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
-                    learning_rate=args.learning_rate, width=args.width, seed=args.seed, age_sigma=args.age_sigma,
+                    learning_rate=args.learning_rate, architecture=args.architecture,
+                    width=args.width, alpha=args.alpha, seed=args.seed, age_sigma=args.age_sigma,
                     lr_schedule=args.lr_schedule, augment=not args.no_augment)
     table = load_dataset(args.data, args.format)
     if args.limit:

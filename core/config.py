@@ -29,7 +29,9 @@ class Config:
     test_fraction: float = 0.1
     seed: int = 42
     # model
-    width: int = 32  # channels of the first stage; later stages double it
+    architecture: str = "resnet"  # "resnet" (our compact residual CNN) or "mobilenetv2" (Keras, untrained)
+    width: int = 32  # resnet: channels of the first stage; later stages double it
+    alpha: float = 0.5  # mobilenetv2: width multiplier
     dropout: float = 0.2
     max_age: int = 116  # age head predicts a distribution over 0..max_age
     # training

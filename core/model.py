@@ -1,7 +1,8 @@
 """The multi-task network (gender + age) and how it is saved and loaded.
 
 Architecture: a compact residual CNN trained from scratch (no downloadable ImageNet weights
-here). Two heads share its features:
+here); Keras' MobileNetV2, also from scratch, is the alternative `bench/compare.py` measures it
+against. Two heads share the features:
 - `gender`: probability that the face is female (sigmoid).
 - `age`: a probability distribution over ages 0..max_age (softmax). It is trained against a
   Gaussian around the labelled age (label-distribution learning, as in DLDL), and the predicted
@@ -54,13 +55,30 @@ def _residual_block(x, filters: int, strides: int, config: Config):
     return layers.ReLU()(layers.Add()([y, shortcut]))
 
 
-def build_model(config: Config) -> keras.Model:
-    """A fresh, uncompiled multi-task model taking uint8-range RGB images of `config.image_size`."""
-    inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
-    x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+def _resnet_features(x, config: Config):
     x = _conv_bn(x, config.width, 2, config)  # stem: halve the resolution at once
     for stage, multiplier in enumerate((1, 2, 4, 8)):
         x = _residual_block(x, config.width * multiplier, 1 if stage == 0 else 2, config)
+    return x
+
+
+def _mobilenet_features(x, config: Config):
+    size = config.image_size
+    backbone = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=config.alpha,
+                                              include_top=False, weights=None)
+    return backbone(x)
+
+
+ARCHITECTURES = {"resnet": _resnet_features, "mobilenetv2": _mobilenet_features}
+
+
+def build_model(config: Config) -> keras.Model:
+    """A fresh, uncompiled multi-task model taking uint8-range RGB images of `config.image_size`."""
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config.architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    x = ARCHITECTURES[config.architecture](x, config)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(config.dropout)(x)
     gender = layers.Dense(1, activation="sigmoid", name="gender")(x)

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -60,3 +61,14 @@ def test_predict_aligned_crops(tmp_path, tiny_model_dir):
     assert len(bad) == 1 and "bad.jpg: error: empty file" in bad[0]
     good = [line for line in lines if "bad.jpg" not in line]
     assert all(("male" in line or "female" in line) and "age" in line for line in good)
+
+
+def test_train_writes_a_run_with_the_chosen_architecture(tmp_path):
+    write_utkface_folder(tmp_path / "faces", n=40)
+    result = run_cli("train", "--data", tmp_path / "faces", "--out", tmp_path / "run", "--epochs", 1,
+                     "--image-size", 32, "--batch-size", 8, "--architecture", "mobilenetv2", "--alpha", 0.35, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done:" in result.stdout and "test gender accuracy" in result.stdout
+    config = json.loads((tmp_path / "run" / "model.json").read_text())["config"]
+    assert (config["architecture"], config["alpha"], config["image_size"], config["epochs"]) == ("mobilenetv2", 0.35, 32, 1)
+    assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch

@@ -6,6 +6,7 @@ import pytest
 
 from core.config import Config
 from core.inference import Predictor
+from core.model import build_model, save_model
 from core.training import HISTORY_COLUMNS, cosine_schedule, train
 from tests.helpers import write_utkface_folder
 
@@ -77,3 +78,22 @@ def test_predictor_matches_batch_and_single_predictions(tiny_model_dir):
     single = predictor.predict_one(crops[3])
     assert single.age == pytest.approx(ages[3], abs=1e-3) and single.p_female == pytest.approx(p_female[3], abs=1e-5)
     assert predictor.predict_arrays(np.zeros((0, 32, 32, 3), np.uint8))[0].shape == (0,)
+
+
+def test_mobilenetv2_option_saves_loads_and_predicts_like_the_trained_model(tmp_path):
+    config = Config(architecture="mobilenetv2", alpha=0.35, image_size=32)
+    model = build_model(config)
+    assert "mobilenetv2" in [layer.name.split("_")[0] for layer in model.layers]
+    save_model(model, tmp_path, config)
+    crops = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    expected = model(crops.astype("float32"), training=False)
+    predictor = Predictor(tmp_path, flip_tta=False)
+    assert predictor.config.architecture == "mobilenetv2" and predictor.config.alpha == 0.35
+    ages, p_female = predictor.predict_arrays(crops)
+    assert p_female == pytest.approx(np.asarray(expected["gender"])[:, 0], abs=1e-5)
+    assert ages == pytest.approx(np.asarray(expected["age"]) @ np.arange(117), abs=1e-3)
+
+
+def test_unknown_architecture_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+        build_model(Config(architecture="vgg"))
