@@ -66,6 +66,11 @@ def _mobilenet_features(x, config: Config):
     size = config.image_size
     backbone = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=config.alpha,
                                               include_top=False, weights=None)
+    # Keras builds it with batch-norm momentum 0.999, tuned for fine-tuning pretrained weights; from
+    # scratch its inference statistics then lag training so far that a short run predicts one class.
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = 0.99  # the Keras default, as in our resnet
     return backbone(x)
 
 

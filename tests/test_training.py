@@ -89,6 +89,9 @@ def test_mobilenetv2_option_saves_loads_and_predicts_like_the_trained_model(tmp_
     expected = model(crops.astype("float32"), training=False)
     predictor = Predictor(tmp_path, flip_tta=False)
     assert predictor.config.architecture == "mobilenetv2" and predictor.config.alpha == 0.35
+    backbone = next(layer for layer in predictor.model.layers if layer.name.startswith("mobilenetv2"))
+    momenta = {layer.momentum for layer in backbone.layers if layer.__class__.__name__ == "BatchNormalization"}
+    assert momenta == {0.99}  # not Keras' fine-tuning value 0.999, which breaks training from scratch
     ages, p_female = predictor.predict_arrays(crops)
     assert p_female == pytest.approx(np.asarray(expected["gender"])[:, 0], abs=1e-5)
     assert ages == pytest.approx(np.asarray(expected["age"]) @ np.arange(117), abs=1e-3)
