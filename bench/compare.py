@@ -7,7 +7,7 @@ interrupted comparison resumes with the candidates it has not finished; the last
 is a markdown table.
 
     python bench/compare.py [--data ../shared/datasets/UTKFace] [--epochs 5] [--out runs/compare]
-                            [--only resnet-64-w24 ...]
+                            [--only resnet-64-w24 ...] [--redo]
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--out", default="runs/compare")
     parser.add_argument("--only", nargs="+", choices=sorted(CANDIDATES), help="run only these candidates")
+    parser.add_argument("--redo", action="store_true", help="retrain candidates already in results.json")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -87,7 +88,7 @@ def main() -> None:
     results = json.loads(results_file.read_text()) if results_file.is_file() else []
     table = load_dataset(args.data)
     for name in args.only or CANDIDATES:
-        if any(r["name"] == name and r["epochs"] == args.epochs for r in results):
+        if not args.redo and any(r["name"] == name and r["epochs"] == args.epochs for r in results):
             continue
         print(f"== {name}", flush=True)
         result = run_candidate(name, table, out, args.epochs)
