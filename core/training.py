@@ -186,7 +186,8 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     ]
     try:
         model.fit(pipeline["train"], validation_data=pipeline["val"], epochs=config.epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+                  shuffle=False)  # the pipeline shuffles; this silences Keras' warning that it cannot
     except KeyboardInterrupt:
         print("interrupted: keeping the best model saved so far", flush=True)
     if not evaluate_test or parts["test"].sum() == 0:
