@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import PROJECT_ROOT
+from core.config import PROJECT_ROOT, Config
 
 LOG_FILE = "train.log"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -22,15 +22,16 @@ INTERRUPTED = 130  # the CLI's exit code after Ctrl-C before training began
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The options of `python -m core train` the dashboard offers."""
+    """The options of `python -m core train` the dashboard offers; defaults as the CLI's, but a
+    short run."""
 
     data: str
     fmt: str | None = None
     epochs: int = 10
-    image_size: int = 64
-    width: int = 32
-    batch_size: int = 64
-    learning_rate: float = 3e-3
+    image_size: int = Config.image_size
+    width: int = Config.width
+    batch_size: int = Config.batch_size
+    learning_rate: float = Config.learning_rate
     limit: int | None = None
     augment: bool = True
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.config import DEFAULT_DATASET_DIR
+from core.config import DEFAULT_DATASET_DIR, Config
 from core.datasets import FORMATS
 from dashboard import charts, jobs, state, tables
 
@@ -106,6 +106,12 @@ def new_run_name() -> str:
     return f"run-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def _choice(column, label: str, options: list, default, key: str) -> None:
+    """A selectbox preselecting the CLI's default (added to the options if they lack it)."""
+    options = sorted({*options, default})
+    column.selectbox(label, options, index=options.index(default), key=key)
+
+
 def launch_form() -> None:
     source = state.selected_source()
     suggestion = source.path if source.has_images else str(DEFAULT_DATASET_DIR) if DEFAULT_DATASET_DIR.is_dir() else ""
@@ -119,12 +125,12 @@ def launch_form() -> None:
                          value=suggestion, key="train_data")
         row = st.columns(4)
         row[0].selectbox("Format", [DETECT, *FORMATS], key="train_format")
-        row[1].number_input("Epochs", 1, 500, 10, key="train_epochs")
-        row[2].selectbox("Image size", [32, 48, 64, 96, 128], index=2, key="train_image_size")
-        row[3].selectbox("Width (model size)", [8, 16, 32, 48, 64], index=2, key="train_width")
+        row[1].number_input("Epochs", 1, 500, jobs.TrainSettings.epochs, key="train_epochs")
+        _choice(row[2], "Image size", [32, 48, 64, 96, 128], Config.image_size, "train_image_size")
+        _choice(row[3], "Width (model size)", [8, 16, 24, 32, 48, 64], Config.width, "train_width")
         row = st.columns(4)
-        row[0].selectbox("Batch size", [16, 32, 64, 128], index=2, key="train_batch_size")
-        row[1].number_input("Learning rate", 1e-5, 1.0, 3e-3, step=5e-4, format="%.4f", key="train_lr")
+        _choice(row[0], "Batch size", [16, 32, 64, 128], Config.batch_size, "train_batch_size")
+        row[1].number_input("Learning rate", 1e-5, 1.0, Config.learning_rate, step=5e-4, format="%.4f", key="train_lr")
         row[2].number_input("Use at most N images (0 = all)", 0, None, 0, step=500, key="train_limit")
         row[3].checkbox("Augment", value=True, key="train_augment")
         st.form_submit_button("Start training", type="primary", on_click=launch)
