@@ -50,6 +50,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
                    help="score only the images of this split of the model's split.csv (default: all images)")
     p.add_argument("--out", help="folder to write metrics.json and predictions.csv into")
+    p.add_argument("--no-flip", action="store_true", help="without mirror-image averaging (twice as fast)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on the last line")
 
 
@@ -94,7 +95,7 @@ def run_evaluate(args) -> int:
     from .inference import Predictor
 
     table = load_dataset(args.data, args.format)
-    predictor = Predictor(args.model)
+    predictor = Predictor(args.model, flip_tta=False if args.no_flip else None)
     if args.split != "all":
         table = select_split(table, args.model, args.split)
         if table.empty:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from core.faces import align_face
 from core.images import load_image
 
 
@@ -69,6 +70,23 @@ def paste(canvas: np.ndarray, crop: np.ndarray, centre: tuple[float, float], sid
     mask = cv2.warpAffine(np.ones(crop.shape[:2], np.uint8), matrix, (width, height))
     canvas[mask > 0] = cv2.warpAffine(crop, matrix, (width, height), flags=cv2.INTER_LINEAR)[mask > 0]
     return matrix @ np.vstack([to_crop, [0, 0, 1]])
+
+
+def pasted_and_aligned(folder: Path, count: int, detector, size: int, seed: int = 11
+                       ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Clear UTKFace crops, and the same faces pasted into synthetic 640x480 photos (rotated
+    ±12°, 130-330 px wide), found by `detector` and aligned to `size`: (crops, aligned faces)."""
+    rng = np.random.default_rng(0)
+    crops, aligned = [], []
+    for i, (path, _, _) in enumerate(clear_faces(folder, count, detector, seed=seed)):
+        crop, photo, side = load_image(path), background(640, 480, seed=i), rng.uniform(130, 330)
+        centre = (rng.uniform(side / 2 + 5, 635 - side / 2), rng.uniform(side / 2 + 5, 475 - side / 2))
+        paste(photo, crop, centre, side, rng.uniform(-12, 12))
+        faces = detector.detect(photo)
+        assert faces, f"no face found once {path.name} was pasted into a photo"
+        crops.append(crop)
+        aligned.append(align_face(photo, faces[0], size))
+    return crops, np.stack(aligned)
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = 92, exif_orientation: int | None = None) -> bytes:
