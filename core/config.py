@@ -23,19 +23,19 @@ AGE_BANDS = ((0, 12, "0-12"), (13, 19, "13-19"), (20, 39, "20-39"), (40, 59, "40
 class Config:
     """Settings for one training run and for the model it produces."""
 
-    # data
-    image_size: int = 64
+    # data (the defaults are the shipped model's recipe, see models/default/MODEL_CARD.md)
+    image_size: int = 48
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 42
     # model
     architecture: str = "resnet"  # "resnet" (our compact residual CNN) or "mobilenetv2" (Keras, untrained)
-    width: int = 32  # resnet: channels of the first stage; later stages double it
+    width: int = 24  # resnet: channels of the first stage; later stages double it
     alpha: float = 0.5  # mobilenetv2: width multiplier
     dropout: float = 0.2
     max_age: int = 116  # age head predicts a distribution over 0..max_age
     # training
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
