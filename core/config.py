@@ -29,7 +29,7 @@ class Config:
     test_fraction: float = 0.1
     seed: int = 42
     # model
-    architecture: str = "resnet"  # "resnet" (our compact residual CNN) or "mobilenetv2" (Keras, untrained)
+    architecture: str = "resnet"  # "resnet" (our compact residual CNN) or "mobilenetv2" (Keras, from scratch)
     width: int = 24  # resnet: channels of the first stage; later stages double it
     alpha: float = 0.5  # mobilenetv2: width multiplier
     dropout: float = 0.2
