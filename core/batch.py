@@ -1,93 +1,102 @@
 """Age and gender for every face in a folder of photos, or in images held in memory.
 
-`analyze_folder` is what `python -m core batch` and the dashboard run: it walks a folder,
+`iter_rows` is the engine behind `python -m core batch` and the dashboard's Batch page: it
 decodes and detects in parallel threads (decoding, OpenCV and LiteRT release the GIL), batches
-the aligned faces through the model, and returns one row per face, plus one row per image with
-no face or an error, so every image file is accounted for.
+the aligned faces of many photos into one model call (`core.analysis.FaceAnalyzer`), and yields
+one row per face, plus one row per image with no face or an error, so every image file is
+accounted for. The CLI writes those rows to the CSV as they come (flushed per model batch), so a
+crash or a kill loses at most one batch, and `--resume` continues where a run stopped.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .analysis import FaceAnalyzer, Photo, face_result, load_photo
 from .config import DEFAULT_MODEL_DIR
-from .faces import FULL_RANGE_MODES, Face, FaceDetector, align_face, fit_within
-from .images import ImageError, decode_image, is_image_file, resize_square
-from .inference import Prediction, Predictor
-from .model import ModelError
+from .faces import FULL_RANGE_MODES, Face, FaceDetector
+from .images import ImageError, is_image_file
+from .inference import Predictor
+from .runs import ModelError
+from .spreadsheet import read_safe_csv, safe_cell
 
 COLUMNS = ["file", "status", "face", "x", "y", "w", "h", "det_score", "age", "gender", "p_female", "error"]
-WORK_SIDE = 1600  # photos are analysed at most this large: plenty for faces, bounded in memory
 BATCH_FACES = 128  # faces per model call
-READ_AHEAD = 64  # images decoded ahead of the model, per batch in flight
+READ_AHEAD = 64  # images decoded ahead of the model
 
-Source = Union[str, Path, bytes, np.ndarray]
 Progress = Callable[[int, int], None]
 
 
 @dataclass
-class _Prepared:
-    """One image after the parallel stage: its rows (predictions still empty) and face crops."""
+class _Found:
+    """One image after the parallel stage: its name, faces and crops, or its final row."""
 
-    rows: list[dict]
-    crops: list[np.ndarray] = field(default_factory=list)
+    name: str
+    faces: list[Face | None] = field(default_factory=list)
+    crops: np.ndarray | None = None
+    shape: tuple = ()
+    scale: float = 1.0
+    row: dict | None = None  # set for images that end here (no face, error)
 
 
-def analyze_folder(folder: Union[str, Path], predictor: Predictor | None = None,
-                   detector: FaceDetector | None = None, recursive: bool = True, aligned: bool = False,
+def analyze_folder(folder: Union[str, Path], analyzer: FaceAnalyzer, recursive: bool = True,
                    progress: Progress | None = None) -> pd.DataFrame:
-    """One row per face found in the folder's images (see `COLUMNS`), one per image without a
-    face or that could not be read, one per sub-folder that could not be listed.
+    """All rows for a folder (see `COLUMNS`), including one per sub-folder that could not be
+    listed. The frame's `attrs["notes"]` lists folders skipped because a link loops back."""
+    files, problems, notes = scan_folder(folder, recursive)
+    rows = problems + [row for rows in iter_rows(files, analyzer, progress) for row in rows]
+    table = frame(rows).sort_values("file", kind="stable", ignore_index=True) if problems else frame(rows)
+    table.attrs["notes"] = notes
+    return table
 
-    `aligned=True` treats every image as an already aligned face crop (e.g. UTKFace) and skips
-    detection. The frame's `attrs["notes"]` lists folders skipped because a link loops back."""
+
+def analyze_images(items: Iterable[tuple[str, Photo]], analyzer: FaceAnalyzer,
+                   progress: Progress | None = None) -> pd.DataFrame:
+    """Rows for (name, image) pairs; an image is a path, encoded bytes (e.g. an upload) or an
+    RGB uint8 array. Rows keep the order of `items`."""
+    return frame([row for rows in iter_rows(list(items), analyzer, progress) for row in rows])
+
+
+def scan_folder(folder: Union[str, Path], recursive: bool = True) -> tuple[list[tuple[str, Path]], list[dict], list[str]]:
+    """(name, path) of the folder's images, error rows for sub-folders that could not be listed,
+    and notes; raises NotADirectoryError for a missing folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder: {folder}")
     files, unlisted, notes = list_images(folder, recursive)
     items = [(_display_name(path.relative_to(folder)), path) for path in files]
-    table = analyze_images(items, predictor, detector, aligned, progress)
-    if unlisted:
-        problems = [_row(_display_name(path.relative_to(folder)) + "/", "error", error=message)
-                    for path, message in unlisted]
-        table = pd.concat([table, _frame(problems)], ignore_index=True)
-        table = table.sort_values("file", kind="stable", ignore_index=True)
-    table.attrs["notes"] = notes
-    return table
+    problems = [_row(_display_name(path.relative_to(folder)) + "/", "error", error=message)
+                for path, message in unlisted]
+    return items, problems, notes
 
 
-def analyze_images(items: Iterable[tuple[str, Source]], predictor: Predictor | None = None,
-                   detector: FaceDetector | None = None, aligned: bool = False,
-                   progress: Progress | None = None) -> pd.DataFrame:
-    """Rows as in `analyze_folder` for (name, image) pairs; an image is a path, encoded bytes
-    (e.g. an upload) or an RGB uint8 array. Rows keep the order of `items`."""
-    items = list(items)
-    predictor = predictor if predictor is not None else Predictor(DEFAULT_MODEL_DIR)
-    if detector is None and not aligned:
-        detector = FaceDetector()
-    rows, waiting = [], []
-    prepare = lambda item: _prepare(item[0], item[1], detector, aligned, predictor.image_size)  # noqa: E731
-    for done, prepared in enumerate(_in_parallel(prepare, items), 1):
-        rows.extend(prepared.rows)
-        waiting.extend(zip((row for row in prepared.rows if row["status"] == "ok"), prepared.crops))
-        if len(waiting) >= BATCH_FACES:
-            _predict(predictor, waiting)
+def iter_rows(items: Sequence[tuple[str, Photo]], analyzer: FaceAnalyzer,
+              progress: Progress | None = None) -> Iterator[list[dict]]:
+    """Lists of rows, each list complete for a group of images (one model batch), in item order."""
+    done, waiting = 0, []
+    for found in _in_parallel(lambda item: _find(analyzer, *item), items):
+        waiting.append(found)
+        if sum(len(f.faces) for f in waiting if f.row is None) >= BATCH_FACES:
+            yield _read(analyzer, waiting)
+            waiting = []
+        done += 1
         if progress is not None:
             progress(done, len(items))
-    _predict(predictor, waiting)
-    return _frame(rows)
+    if waiting:
+        yield _read(analyzer, waiting)
 
 
 def list_images(folder: Path, recursive: bool = True) -> tuple[list[Path], list[tuple[Path, str]], list[str]]:
@@ -133,8 +142,7 @@ def _display_name(path: Path) -> str:
 def _in_parallel(work: Callable, items: Sequence) -> Iterator:
     """work(item) for each item, in order, on one thread per core, at most a bounded number
     of items ahead of the consumer (so memory stays flat on huge folders)."""
-    workers = os.cpu_count() or 1
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         pending: deque[Future] = deque()
         for item in items:
             pending.append(pool.submit(work, item))
@@ -144,64 +152,45 @@ def _in_parallel(work: Callable, items: Sequence) -> Iterator:
             yield pending.popleft().result()
 
 
-def _prepare(name: str, source: Source, detector: FaceDetector | None, aligned: bool, size: int) -> _Prepared:
+def _find(analyzer: FaceAnalyzer, name: str, source: Photo) -> _Found:
     """Decode, detect and align one image. Never raises: a bad image becomes an error row."""
     try:
-        image, scale = _load(source)
-        if aligned:
-            height, width = (round(side * scale) for side in image.shape[:2])
-            return _Prepared([_row(name, "ok", face=0, x=0, y=0, w=width, h=height)],
-                             [resize_square(image, size)])
-        faces = detector.detect(image)
+        image, scale = load_photo(source)
+        faces = analyzer.detect(image)
         if not faces:
-            return _Prepared([_row(name, "no_face")])
-        return _Prepared([_face_row(name, i, face, scale) for i, face in enumerate(faces)],
-                         [align_face(image, face, size) for face in faces])
+            return _Found(name, row=_row(name, "no_face"))
+        return _Found(name, faces, analyzer.align(image, faces), image.shape, scale)
     except ImageError as exc:
-        return _Prepared([_row(name, "error", error=str(exc))])
+        return _Found(name, row=_row(name, "error", error=str(exc)))
     except Exception as exc:  # one odd file must never stop a whole folder
-        return _Prepared([_row(name, "error", error=f"unexpected error: {type(exc).__name__}: {exc}")])
+        return _Found(name, row=_row(name, "error", error=f"unexpected error: {type(exc).__name__}: {exc}"))
 
 
-def _load(source: Source) -> tuple[np.ndarray, float]:
-    """The image at most WORK_SIDE large, and the factor from its pixels to the original's.
-
-    JPEGs are decoded at reduced size when large (fast, and memory stays bounded)."""
-    if isinstance(source, np.ndarray):
-        if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
-            raise ImageError(f"not an RGB uint8 image array (shape {source.shape}, dtype {source.dtype})")
-        image, original_side = source, max(source.shape[:2])
-    else:
-        image, original_side = decode_image(source, max_side=WORK_SIDE // 2)
-    if max(image.shape[:2]) > WORK_SIDE:
-        image = fit_within(image, WORK_SIDE)
-    return image, original_side / max(image.shape[:2])
+def _read(analyzer: FaceAnalyzer, group: list[_Found]) -> list[dict]:
+    """The group's rows in order, faces read by one batched model call."""
+    with_faces = [found for found in group if found.row is None]
+    predictions = iter(analyzer.predict(np.concatenate([f.crops for f in with_faces])) if with_faces else [])
+    rows = []
+    for found in group:
+        if found.row is not None:
+            rows.append(found.row)
+            continue
+        for number, face in enumerate(found.faces, 1):
+            result = face_result(number, face, next(predictions), found.shape, found.scale)
+            rows.append(_row(found.name, "ok", **result.row()))
+    return rows
 
 
 def _row(name: str, status: str, **values) -> dict:
     return {"file": name, "status": status, **values}
 
 
-def _face_row(name: str, index: int, face: Face, scale: float) -> dict:
-    """A face's row, its box in the original image's pixels."""
-    return _row(name, "ok", face=index, x=round(face.x * scale), y=round(face.y * scale),
-                w=round(face.w * scale), h=round(face.h * scale), det_score=round(face.score, 3))
+def read_results(path: Path) -> pd.DataFrame:
+    """A results CSV written by `run`, with the original file names and the column types of `frame`."""
+    return frame(read_safe_csv(path).to_dict("records"))
 
 
-def _predict(predictor: Predictor, waiting: list[tuple[dict, np.ndarray]]) -> None:
-    """Fill age, gender and p_female into the waiting rows with one batched model call."""
-    if not waiting:
-        return
-    rows, crops = zip(*waiting)
-    ages, p_female = predictor.predict_arrays(np.stack(crops))
-    for row, age, p in zip(rows, ages, p_female):
-        prediction = Prediction(float(age), float(p))
-        row.update(age=round(prediction.age, 1), gender=prediction.gender,
-                   p_female=round(prediction.p_female, 4))
-    waiting.clear()
-
-
-def _frame(rows: list[dict]) -> pd.DataFrame:
+def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows as a frame with all COLUMNS; integer columns stay integers despite empty cells."""
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("face", "x", "y", "w", "h"):
@@ -209,46 +198,6 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     for column in ("det_score", "age", "p_female"):
         table[column] = table[column].astype("float64")
     return table
-
-
-def annotate(image: np.ndarray, detections: Union[pd.DataFrame, Iterable]) -> np.ndarray:
-    """A copy of an RGB image with a box and a "female, 31" label per face.
-
-    `detections`: rows of `analyze_*` for this image (a frame or dicts; rows that are not "ok"
-    are skipped) or (Face, Prediction) pairs, as the live video page has them."""
-    canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
-    thickness = max(1, round(max(canvas.shape[:2]) / 400))
-    for (x, y, w, h), gender, age in _boxes_and_labels(detections):
-        colour = _COLOURS.get(gender, (255, 255, 255))
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
-        label = f"{gender}, {age:.0f}"
-        font_scale = 0.45 * thickness
-        (text_w, text_h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-        label_h = text_h + base + 2 * thickness
-        top = y - label_h if y >= label_h else y + h  # above the box, or below it at the top edge
-        cv2.rectangle(canvas, (x, top), (x + text_w + 2 * thickness, top + label_h), colour, -1)
-        cv2.putText(canvas, label, (x + thickness, top + text_h + thickness), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
-    return canvas
-
-
-_COLOURS = {"female": (255, 80, 160), "male": (60, 160, 255)}
-
-
-def _boxes_and_labels(detections) -> Iterator[tuple[tuple[int, int, int, int], str, float]]:
-    if isinstance(detections, pd.DataFrame):
-        detections = detections.to_dict("records")
-    for item in detections:
-        if isinstance(item, Mapping):
-            if item.get("status", "ok") == "ok":
-                box = tuple(int(item[key]) for key in ("x", "y", "w", "h"))
-                yield box, item["gender"], float(item["age"])
-        else:
-            face, prediction = item
-            yield (face.x, face.y, face.w, face.h), prediction.gender, prediction.age
-
-
-_DESCRIPTION = "Age and gender of every face in a folder of photos, one CSV row per face."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,11 +213,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-range", choices=FULL_RANGE_MODES, default="auto",
                         help="when to add the slower detector for small, distant faces: auto (when the "
                              "fast one finds none or only small ones; default), always (group photos), never")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --out and analyse only the files it lacks")
 
 
 def cli_main(argv: list[str] | None = None) -> int:
     """`python -m core batch DIR --out results.csv ...`; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m core batch", description=_DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="python -m core batch",
+                                     description="Age and gender of every face in a folder of photos, one CSV row per face.")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
@@ -280,34 +232,83 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"not a folder: {args.folder}")
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        predictor = Predictor(args.model)
-    except (OSError, ModelError) as exc:
+        done = _rows_kept_for_resume(args.out) if args.resume else frame([])
+        analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else FaceDetector(full_range=args.full_range))
+        files, problems, notes = scan_folder(args.folder, args.recursive)
+    except (OSError, ModelError, ValueError) as exc:
         return _fail(str(exc))
-    detector = None if args.aligned else FaceDetector(full_range=args.full_range)
+    finished = set(done["file"])
+    todo = [(name, path) for name, path in files if name not in finished]
+    problems = [row for row in problems if row["file"] not in finished]
     start = time.perf_counter()
-    with tqdm(unit="img", desc="analysing", dynamic_ncols=True) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        table = analyze_folder(args.folder, predictor, detector, args.recursive, args.aligned, progress)
-    elapsed = time.perf_counter() - start
     try:
-        table.to_csv(args.out, index=False)
+        with _open_output(args.out, append=not done.empty) as writer, \
+                tqdm(total=len(todo), unit="img", desc="analysing", dynamic_ncols=True, disable=None) as bar:
+            writer.write(problems)
+            for rows in iter_rows(todo, analyzer, lambda n, _total: bar.update(n - bar.n)):
+                writer.write(rows)
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
-    print(summary(table, elapsed, args.out))
+    table = read_results(args.out)
+    table.attrs["notes"] = notes
+    print(summary(table, time.perf_counter() - start, args.out, analysed=len(todo)))
     return 0 if table["status"].isin(["ok", "no_face"]).any() else 1
 
 
-def summary(table: pd.DataFrame, elapsed: float, out: Path | None = None) -> str:
+class _CsvWriter:
+    """Appends rows to the results CSV with spreadsheet-safe cells, flushed after every group."""
+
+    def __init__(self, handle, header: bool):
+        self._handle = handle
+        self._writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        if header:
+            self._writer.writeheader()
+
+    def write(self, rows: list[dict]) -> None:
+        self._writer.writerows({key: safe_cell(value) for key, value in row.items()} for row in rows)
+        self._handle.flush()
+
+
+@contextmanager
+def _open_output(path: Path, append: bool) -> Iterator[_CsvWriter]:
+    with path.open("a" if append else "w", newline="", encoding="utf-8") as handle:
+        yield _CsvWriter(handle, header=not append)
+
+
+def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
+    """The rows of an interrupted run worth keeping, rewritten so the CSV holds only them: a
+    half-written last line is dropped, and so are the rows of the last file (a kill may have
+    cut between the rows of its faces), which is analysed again."""
+    if not out.is_file() or out.stat().st_size == 0:
+        return frame([])
+    text = out.read_text(encoding="utf-8")
+    complete = text[:text.rfind("\n") + 1]
+    out.write_text(complete, encoding="utf-8")
+    try:
+        table = read_results(out)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"cannot resume from {out}: it is not a results CSV of this tool ({exc})") from exc
+    if list(table.columns) != COLUMNS:
+        raise ValueError(f"cannot resume from {out}: its columns are not those of `batch` results")
+    if not table.empty:
+        table = table[table["file"] != table["file"].iloc[-1]]
+    partial = out.with_name(f".partial-{out.name}")
+    with _open_output(partial, append=False) as writer:
+        writer.write(table.astype(object).where(table.notna(), None).to_dict("records"))
+    os.replace(partial, out)
+    return table
+
+
+def summary(table: pd.DataFrame, elapsed: float, out: Path | None = None, analysed: int | None = None) -> str:
     """Plain-text totals: files, faces, no-face, errors (grouped by reason), images/s."""
     per_file = table.drop_duplicates("file")
     counts = per_file["status"].value_counts()
     files = len(per_file)
-    lines = [f"{files} files, {int((table['status'] == 'ok').sum())} faces, "
+    analysed = files if analysed is None else analysed
+    resumed = f" ({files - analysed} from the earlier run)" if analysed != files else ""
+    lines = [f"{files} files{resumed}, {int((table['status'] == 'ok').sum())} faces, "
              f"{counts.get('no_face', 0)} without a face, {counts.get('error', 0)} errors "
-             f"in {elapsed:.1f} s ({files / max(elapsed, 1e-9):.1f} images/s)"]
+             f"in {elapsed:.1f} s ({analysed / max(elapsed, 1e-9):.1f} images/s)"]
     errors = per_file.loc[per_file["status"] == "error", "error"]
     reasons = Counter(str(text).split(" (")[0] for text in errors)
     lines += [f"  error: {reason} ({n})" for reason, n in reasons.most_common()]

@@ -11,33 +11,38 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import DEFAULT_MODEL_DIR, Config
+from .config import DATASET_FORMATS as FORMATS, DEFAULT_MODEL_DIR, Config
+
+_PARSERS = {"int": int, "float": float, "str": str}  # Config's field annotations (strings)
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+def add_config_options(parser: argparse.ArgumentParser, defaults: Config | None = None) -> None:
+    """One `--name` flag per user-set Config field (its help, type and choices come from Config)."""
+    defaults = defaults or Config()
+    for option in Config.options():
+        flag, default, meta = f"--{option.name.replace('_', '-')}", getattr(defaults, option.name), option.metadata
+        if option.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{meta['help']} (default: {'yes' if default else 'no'})")
+        else:
+            parser.add_argument(flag, type=_PARSERS[option.type], default=default, choices=meta["choices"],
+                                help=f"{meta['help']} (default {default})")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(**{option.name: getattr(args, option.name) for option in Config.options()})
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset",
                        description="Train a gender + age model and write a run folder (model, history, metrics).")
     p.add_argument("--data", required=True, help="UTKFace folder, 48x48 pixel CSV, or folder with labels.csv")
-    p.add_argument("--format", choices=("utkface", "pixels-csv", "folder-csv"), help="dataset format (default: detect)")
+    p.add_argument("--format", choices=FORMATS, help="dataset format (default: detect)")
     p.add_argument("--out", required=True, help="run folder to write, e.g. models/my-run")
-    defaults = Config()
-    for name, kind, text in (
-        ("epochs", int, "number of epochs"), ("image_size", int, "input side in pixels"),
-        ("batch_size", int, "batch size"), ("learning_rate", float, "peak learning rate"),
-        ("width", int, "resnet: channels of the first stage (model size)"),
-        ("alpha", float, "mobilenetv2: width multiplier"), ("seed", int, "seed of the split"),
-        ("age_sigma", float, "std-dev of the age label distribution (years)"),
-    ):
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name),
-                       help=f"{text} (default {getattr(defaults, name)})")
-    p.add_argument("--architecture", choices=("resnet", "mobilenetv2"), default=defaults.architecture,
-                   help=f"network (default {defaults.architecture})")
-    p.add_argument("--lr-schedule", choices=("cosine", "plateau"), default=defaults.lr_schedule,
-                   help=f"learning-rate schedule (default {defaults.lr_schedule})")
+    add_config_options(p)
     p.add_argument("--limit", type=int, help="use only the first N images (quick trials)")
-    p.add_argument("--no-augment", action="store_true", help="disable augmentation")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
 
 
@@ -45,13 +50,15 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a model on a labelled dataset of aligned face crops",
                        description="Gender accuracy, age MAE and their breakdowns on every valid image of a dataset.")
     p.add_argument("--data", required=True, help="UTKFace folder, 48x48 pixel CSV, or folder with labels.csv")
-    p.add_argument("--format", choices=("utkface", "pixels-csv", "folder-csv"), help="dataset format (default: detect)")
+    p.add_argument("--format", choices=FORMATS, help="dataset format (default: detect)")
     p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (default models/default)")
     p.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
                    help="score only the images of this split of the model's split.csv (default: all images)")
     p.add_argument("--out", help="folder to write metrics.json and predictions.csv into")
     p.add_argument("--no-flip", action="store_true", help="without mirror-image averaging (twice as fast)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on the last line")
+    p.add_argument("--keras", action="store_true",
+                   help="run the Keras model instead of its LiteRT export (imports TensorFlow; for checking the export)")
 
 
 def _add_predict(sub) -> None:
@@ -62,12 +69,20 @@ def _add_predict(sub) -> None:
     p.add_argument("--aligned", action="store_true", help="images are already aligned face crops: skip detection")
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a run folder's model.tflite from its model.keras",
+                       description="Export a trained model for TensorFlow-free inference (LiteRT). Training does "
+                                   "this itself; use it for run folders trained before the export existed.")
+    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (default models/default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Gender and age detection.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,predict,batch}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,predict,batch,export}")
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    _add_export(sub)
     sub.add_parser("batch", help="analyse a folder of photos into a CSV (see `batch --help`)", add_help=False)
     return parser
 
@@ -76,10 +91,7 @@ def run_train(args) -> int:
     from .datasets import load_dataset
     from .training import train
 
-    config = Config(epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
-                    learning_rate=args.learning_rate, architecture=args.architecture,
-                    width=args.width, alpha=args.alpha, seed=args.seed, age_sigma=args.age_sigma,
-                    lr_schedule=args.lr_schedule, augment=not args.no_augment)
+    config = config_from_args(args)
     table = load_dataset(args.data, args.format)
     if args.limit:
         table = table.sample(n=min(args.limit, len(table)), random_state=config.seed)
@@ -95,7 +107,8 @@ def run_evaluate(args) -> int:
     from .inference import Predictor
 
     table = load_dataset(args.data, args.format)
-    predictor = Predictor(args.model, flip_tta=False if args.no_flip else None)
+    predictor = Predictor(args.model, flip_tta=False if args.no_flip else None,
+                          engine="keras" if args.keras else "litert")
     if args.split != "all":
         table = select_split(table, args.model, args.split)
         if table.empty:
@@ -122,19 +135,33 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
-    from .batch import analyze_images
+    from .analysis import FaceAnalyzer
+    from .faces import FaceDetector
+    from .images import ImageError
     from .inference import Predictor
 
-    predictor = Predictor(args.model)
+    analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else FaceDetector())
+    failed = 0
+    for path in args.images:
+        try:
+            results = analyzer.analyze_photo(Path(path))
+        except ImageError as exc:
+            print(f"{path}: error: {exc}")
+            failed += 1
+            continue
+        if not results:
+            print(f"{path}: no face")
+        for face in results:
+            where = "" if args.aligned else f" face {face.number} at ({face.x},{face.y},{face.w}x{face.h})"
+            print(f"{path}:{where} {face.gender} (p_female {face.p_female:.2f}), age {face.age_years}")
+    return EXIT_FAILED if failed == len(args.images) else 0
 
-    rows = analyze_images([(path, Path(path)) for path in args.images], predictor, aligned=args.aligned)
-    for row in rows.itertuples():
-        if row.status == "ok":
-            where = "" if args.aligned else f" face {row.face} at ({row.x},{row.y},{row.w}x{row.h})"
-            print(f"{row.file}:{where} {row.gender} (p_female {row.p_female:.2f}), age {row.age:.0f}")
-        else:
-            print(f"{row.file}: {row.status.replace('_', ' ')}{': ' + row.error if row.status == 'error' else ''}")
-    return EXIT_FAILED if (rows["status"] == "error").all() else 0
+
+def run_export(args) -> int:
+    from .model import export_folder
+
+    print(f"wrote {export_folder(args.model)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("default")
     from .datasets import DatasetError
     from .images import ImageError
-    from .model import ModelError
+    from .runs import ModelError
 
-    runners = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
+    runners = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "export": run_export}
     try:
         return runners[args.command](args)
     except (DatasetError, ModelError, ImageError, ValueError, OSError) as exc:

@@ -7,7 +7,7 @@ training did.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -19,33 +19,57 @@ RACES = ("White", "Black", "Asian", "Indian", "Others")  # index = UTKFace race 
 AGE_BANDS = ((0, 12, "0-12"), (13, 19, "13-19"), (20, 39, "20-39"), (40, 59, "40-59"), (60, 200, "60+"))
 
 
+DATASET_FORMATS = ("utkface", "pixels-csv", "folder-csv")  # loaders in core.datasets
+ARCHITECTURES = ("resnet", "mobilenetv2")  # builders in core.model.ARCHITECTURE_BUILDERS
+LR_SCHEDULES = ("cosine", "plateau")  # see core.training
+GENDER_THRESHOLD = 0.5  # p_female at or above this reads as female
+
+
+def gender_of(p_female: float) -> str:
+    """The gender name a probability of female stands for (the one threshold used everywhere)."""
+    return GENDERS[int(p_female >= GENDER_THRESHOLD)]
+
+
+def _option(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None):
+    """A Config field that users set: its help text, choices and range drive both the CLI flag
+    (`python -m core train --NAME`) and the dashboard's Training form."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
+
+
 @dataclass
 class Config:
     """Settings for one training run and for the model it produces."""
 
     # data (the defaults are the shipped model's recipe, see models/default/MODEL_CARD.md)
-    image_size: int = 48
+    image_size: int = _option(48, "input side in pixels", low=16, high=256)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    seed: int = 42
+    seed: int = _option(42, "seed of the split and the shuffling", low=0)
     # model
-    architecture: str = "resnet"  # "resnet" (our compact residual CNN) or "mobilenetv2" (Keras, from scratch)
-    width: int = 24  # resnet: channels of the first stage; later stages double it
-    alpha: float = 0.5  # mobilenetv2: width multiplier
+    architecture: str = _option("resnet", "network: our compact residual CNN or Keras' MobileNetV2 (from scratch)",
+                                choices=ARCHITECTURES)
+    width: int = _option(24, "resnet: channels of the first stage (model size)", low=4, high=128)
+    alpha: float = _option(0.5, "mobilenetv2: width multiplier", low=0.1, high=1.4)
     dropout: float = 0.2
     max_age: int = 116  # age head predicts a distribution over 0..max_age
     # training
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 3e-3
+    epochs: int = _option(40, "number of epochs", low=1, high=1000)
+    batch_size: int = _option(64, "batch size", low=1, high=1024)
+    learning_rate: float = _option(3e-3, "peak learning rate", low=1e-6, high=1.0)
     weight_decay: float = 1e-4
-    age_sigma: float = 2.5  # std-dev (years) of the label distribution around the true age
+    age_sigma: float = _option(2.5, "std-dev of the age label distribution (years)", low=0.1, high=20.0)
     age_loss_weight: float = 1.0
-    augment: bool = True
-    lr_schedule: str = "cosine"  # "cosine" (warm-up + cosine decay) or "plateau" (reduce on plateau)
+    augment: bool = _option(True, "augment training images (flips, shifts, colour)")
+    lr_schedule: str = _option("cosine", "learning-rate schedule: warm-up + cosine decay, or reduce on plateau",
+                               choices=LR_SCHEDULES)
     early_stopping_patience: int = 8
     # inference
     flip_tta: bool = True  # average predictions of the image and its mirror
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field]:
+        """The fields users set (CLI flags, Training form), in declaration order."""
+        return [f for f in dataclasses.fields(cls) if f.metadata.get("help")]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

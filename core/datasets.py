@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import Config, age_band
+from .config import DATASET_FORMATS as FORMATS, Config, age_band
 from .images import ImageError, gray_to_rgb, is_image_file, load_image, resize_square
+from .runs import LABELS_FILE, SPLIT_FILE
 
-FORMATS = ("utkface", "pixels-csv", "folder-csv")
 LABELS_CSV = "labels.csv"  # default labels file name inside a folder-csv dataset
-SPLIT_FILE, LABELS_FILE = "split.csv", "labels.csv"  # written into every training run folder
 UTKFACE_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
 COLUMNS = ["file", "path", "age", "gender", "race"]
 

@@ -12,11 +12,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .config import AGE_BAND_NAMES, GENDERS, RACES, age_band
+from .config import AGE_BAND_NAMES, GENDERS, RACES, age_band, gender_of
 from .datasets import load_images
 from .inference import Predictor
+from .runs import METRICS_FILE, PREDICTIONS_FILE
 
-METRICS_FILE, PREDICTIONS_FILE = "metrics.json", "predictions.csv"
 PREDICTION_COLUMNS = ["file", "age_true", "age_pred", "gender_true", "gender_pred", "p_female", "race"]
 
 
@@ -27,7 +27,7 @@ def predictions_table(table: pd.DataFrame, ages: np.ndarray, p_female: np.ndarra
         "age_true": table["age"].to_numpy(),
         "age_pred": np.round(ages.astype(float), 2),
         "gender_true": [GENDERS[g] for g in table["gender"]],
-        "gender_pred": [GENDERS[int(p >= 0.5)] for p in p_female],
+        "gender_pred": [gender_of(p) for p in p_female],
         "p_female": np.round(p_female.astype(float), 4),
         "race": [RACES[r] if 0 <= r < len(RACES) else "" for r in table["race"]],
     })

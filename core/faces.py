@@ -17,6 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .geometry import area as _area, as_rgb_uint8, intersection as _intersection, iou as _iou
+from .quiet import native_stderr_silenced
+
 
 @dataclass(frozen=True)
 class Face:
@@ -77,10 +80,11 @@ class _InterpreterPool:
 
         model = path.read_bytes()
         self._free: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(size):
-            interpreter = Interpreter(model_content=model, num_threads=1)
-            interpreter.allocate_tensors()
-            self._free.put(interpreter)
+        with native_stderr_silenced():  # LiteRT announces its CPU delegate on stderr
+            for _ in range(size):
+                interpreter = Interpreter(model_content=model, num_threads=1)
+                interpreter.allocate_tensors()
+                self._free.put(interpreter)
 
     @contextmanager
     def borrow(self):
@@ -148,14 +152,16 @@ class FaceDetector:
         self._short = _Net(_MODELS["short"])
         self._full = None if full_range == "never" else _Net(_MODELS["full"])
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces sorted by score (best first); [] for empty, tiny or malformed images."""
-        rgb = _as_rgb_uint8(image)
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Face]:
+        """Faces sorted by score (best first); [] for empty, tiny or malformed images.
+        `min_score` overrides the detector's threshold for this call."""
+        rgb = as_rgb_uint8(image)
         if rgb is None:
             return []
-        faces = self._checked(rgb, self._short.find(rgb, self.min_score))
+        min_score = self.min_score if min_score is None else min_score
+        faces = self._checked(rgb, self._short.find(rgb, min_score), min_score)
         if self._needs_full_range(faces, max(rgb.shape[:2])):
-            faces += self._checked(rgb, _apart_from(self._full.find(rgb, self.min_score), faces))
+            faces += self._checked(rgb, _apart_from(self._full.find(rgb, min_score), faces), min_score)
         return _distinct(sorted(faces, key=lambda face: -face.score))
 
     def _needs_full_range(self, faces: list[Face], side: int) -> bool:
@@ -163,25 +169,25 @@ class FaceDetector:
             return not faces or min(face.w for face in faces) < FULL_RANGE_BELOW * side
         return self.full_range == "always"
 
-    def _checked(self, rgb: np.ndarray, found) -> list[Face]:
+    def _checked(self, rgb: np.ndarray, found, min_score: float) -> list[Face]:
         """Refined faces from raw detections. A doubtful one (score under CONFIRM_BELOW, or eyes
         implausibly close for its box) must be found again on its aligned crop, else dropped."""
         faces = []
         for face in _to_faces(*found, rgb.shape):
             doubtful = face.score < CONFIRM_BELOW or _eye_distance(face) < _MIN_EYES_TO_WIDTH * face.w
-            refined = self._remeasured(rgb, face)
+            refined = self._remeasured(rgb, face, min_score)
             if refined is not None or not doubtful:
                 faces.append(refined or face)
         return faces
 
-    def _remeasured(self, rgb: np.ndarray, face: Face) -> Face | None:
+    def _remeasured(self, rgb: np.ndarray, face: Face, min_score: float) -> Face | None:
         """The face as the short-range model sees it on the face's aligned crop: box, eyes and
         (if higher) score of the detection there that sits where the template puts a face.
         None when there is none: a face elsewhere in the crop is a neighbour, not this one.
         Once only: repeating it can drift, a face whose eyes the detector places unusually
         close together gets zoomed in further at every pass."""
         size = self._short.spec.input_size
-        boxes, points, scores = self._short.find(align_face(rgb, face, size), self.min_score)
+        boxes, points, scores = self._short.find(align_face(rgb, face, size), min_score)
         expected = _TEMPLATE_EYES * size
         spread = np.hypot(*(expected[1] - expected[0]))
         offset = np.hypot(*(points[:, :2].mean(axis=1) - expected.mean(axis=0)).T)
@@ -203,18 +209,6 @@ def _eye_distance(face: Face) -> float:
     return float(np.hypot(face.right_eye[0] - face.left_eye[0], face.right_eye[1] - face.left_eye[1]))
 
 
-def _as_rgb_uint8(image) -> np.ndarray | None:
-    """The image as HxWx3 uint8, or None when it cannot hold a face (empty, 1-D, odd channels)."""
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[0] < 2 or array.shape[1] < 2 or array.shape[2] not in (1, 3, 4):
-        return None
-    if array.dtype != np.uint8:
-        array = np.clip(np.nan_to_num(array), 0, 255).astype(np.uint8)
-    if array.shape[2] == 1:
-        return np.repeat(array, 3, axis=2)
-    return array[:, :, :3]
 
 
 def _letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, int]:
@@ -273,7 +267,7 @@ def _distinct(faces: list[Face]) -> list[Face]:
     models, or two detections that refined onto one face."""
     kept: list[Face] = []
     for face in faces:
-        if not kept or not _same_face(_boxes([face]), _boxes(kept)).any():
+        if not kept or not _same_face(face_boxes([face]), face_boxes(kept)).any():
             kept.append(face)
     return kept
 
@@ -283,7 +277,7 @@ def _apart_from(found, faces: list[Face]):
     boxes, points, scores = found
     if not faces:
         return found
-    keep = ~_same_face(boxes, _boxes(faces)).any(axis=1)
+    keep = ~_same_face(boxes, face_boxes(faces)).any(axis=1)
     return boxes[keep], points[keep], scores[keep]
 
 
@@ -293,24 +287,14 @@ def _same_face(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     return (_iou(boxes, others) > _NMS_IOU) | (_intersection(boxes, others) > _NESTED * smaller)
 
 
-def _boxes(faces: list[Face]) -> np.ndarray:
+def face_boxes(faces: list[Face]) -> np.ndarray:
     return np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in faces], np.float64)
 
 
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection areas of boxes a (n, 4) and b (m, 4): (n, m)."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    return np.clip(bottom_right - top_left, 0, None).prod(axis=2)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    inter = _intersection(a, b)
-    return inter / np.maximum(_area(a)[:, None] + _area(b)[None, :] - inter, 1e-12)
 
 
 def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple) -> list[Face]:

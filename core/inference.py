@@ -1,76 +1,117 @@
-"""`Predictor`: owns a loaded model and its preprocessing, predicts age and gender for face crops.
+"""`Predictor`: age and gender for aligned face crops, from a run folder's model.
 
-Load it once (it costs a model load) and call it many times: the forward pass is one traced
-`tf.function` with a fixed input signature, so batches of any length reuse the same graph.
+Inference runs the LiteRT export (`model.tflite`) that `core.model.save_model` writes beside
+`model.keras`, so predicting never imports TensorFlow: a CLI prediction starts in well under a
+second and a batch stays small in memory. `engine="keras"` runs the Keras model instead (for
+checking the export; it imports TensorFlow). Both engines share the pre- and post-processing
+here (mirror averaging, age expectation), so they can only differ by the network's arithmetic.
 """
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 import numpy as np
 
-from .config import DEFAULT_MODEL_DIR, GENDERS
+from .config import DEFAULT_MODEL_DIR, gender_of
+from .geometry import as_rgb_uint8
 from .images import load_image, resize_square
-from .model import load_model
+from .quiet import native_stderr_silenced
+from .runs import LITERT_FILE, MODEL_FILE, ModelError, model_folder, read_settings
 
 Crop = Union[np.ndarray, str, Path, bytes]
+ENGINES = ("litert", "keras")
 
 
 @dataclass(frozen=True)
 class Prediction:
+    """The model's answer for one face crop."""
+
     age: float
     p_female: float
 
     @property
     def gender(self) -> str:
-        return GENDERS[int(self.p_female >= 0.5)]
+        return gender_of(self.p_female)
 
     @property
     def gender_confidence(self) -> float:
         return max(self.p_female, 1.0 - self.p_female)
 
 
+class _LiteRtNet:
+    """The exported network in a LiteRT interpreter. One interpreter is not thread-safe, so
+    calls are serialised; each call already uses every core for a batch."""
+
+    def __init__(self, folder: Path, threads: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = folder / LITERT_FILE
+        if not path.is_file():
+            hint = (f"; export it with `python -m core export --model {folder}`"
+                    if (folder / MODEL_FILE).is_file() else "")
+            raise ModelError(f"no model at {folder} (expected {LITERT_FILE} in that folder{hint})")
+        try:
+            with native_stderr_silenced():
+                interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                self._runner = interpreter.get_signature_runner()
+                self._lock = threading.Lock()
+                self.__call__(np.zeros((1, *interpreter.get_input_details()[0]["shape"][1:]), np.float32))
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load {path}: it is not a usable LiteRT model ({exc})") from exc
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            out = self._runner(image=images)
+        return out["age"], out["gender"][:, 0]
+
+
+class _KerasNet:
+    """The Keras model itself (imports TensorFlow): the reference the export is checked against."""
+
+    def __init__(self, folder: Path):
+        from .model import load_model
+
+        self._model, _ = load_model(folder)
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._model(images, training=False)
+        return np.asarray(out["age"]), np.asarray(out["gender"])[:, 0]
+
+
 class Predictor:
-    """Age and gender for aligned face crops (RGB uint8 arrays of any size, or image files)."""
+    """Age and gender for aligned face crops (RGB uint8 arrays of any size, or image files).
+
+    Load it once and share it: `predict_arrays` is thread-safe."""
 
     def __init__(self, model_dir: Union[str, Path] = DEFAULT_MODEL_DIR, batch_size: int = 256,
-                 flip_tta: bool | None = None):
+                 flip_tta: bool | None = None, engine: str = "litert", threads: int | None = None):
         """`flip_tta` overrides the model's setting: averaging each crop with its mirror image is
         slightly more accurate and costs twice the compute."""
-        import tensorflow as tf
-
-        self.model_dir = Path(model_dir)
-        self.model, self.config = load_model(self.model_dir)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        self.model_dir = model_folder(model_dir)
+        _, self.config = read_settings(self.model_dir)
+        self.engine = engine
         self.image_size = self.config.image_size
         self.batch_size = batch_size
         self.flip_tta = self.config.flip_tta if flip_tta is None else flip_tta
-        ages = tf.range(self.config.max_age + 1, dtype=tf.float32)
-        model, flip = self.model, self.flip_tta
-
-        @tf.function(input_signature=[tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.uint8)],
-                     reduce_retracing=True)
-        def forward(images):
-            x = tf.cast(images, tf.float32)
-            if flip:  # the image and its mirror in one batch, predictions averaged
-                n = tf.shape(x)[0]
-                out = model(tf.concat([x, tf.reverse(x, axis=[2])], axis=0), training=False)
-                p_female = (out["gender"][:n, 0] + out["gender"][n:, 0]) / 2
-                dist = (out["age"][:n] + out["age"][n:]) / 2
-            else:
-                out = model(x, training=False)
-                p_female, dist = out["gender"][:, 0], out["age"]
-            return tf.linalg.matvec(dist, ages), p_female
-
-        self._forward = forward
+        self._ages = np.arange(self.config.max_age + 1, dtype=np.float64)
+        self._net = (_LiteRtNet(self.model_dir, threads or os.cpu_count() or 1) if engine == "litert"
+                     else _KerasNet(self.model_dir))
 
     def prepare(self, crops: Iterable[Crop]) -> np.ndarray:
         """Stack crops into the model's uint8 input batch (decoding files, resizing arrays)."""
         arrays = [crop if isinstance(crop, np.ndarray) else load_image(crop) for crop in crops]
         batch = np.empty((len(arrays), self.image_size, self.image_size, 3), np.uint8)
         for i, array in enumerate(arrays):
-            batch[i] = resize_square(_as_rgb(array), self.image_size)
+            rgb = as_rgb_uint8(array)
+            if rgb is None:
+                raise ValueError(f"crop {i} is not an image (shape {np.shape(array)})")
+            batch[i] = resize_square(rgb, self.image_size)
         return batch
 
     def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,10 +120,20 @@ class Predictor:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
         ages, p_female = [], []
         for start in range(0, len(batch), self.batch_size):
-            age, p = self._forward(batch[start:start + self.batch_size])
-            ages.append(age.numpy())
-            p_female.append(p.numpy())
-        return np.concatenate(ages), np.concatenate(p_female)
+            age, p = self._forward(np.asarray(batch[start:start + self.batch_size], np.float32))
+            ages.append(age)
+            p_female.append(p)
+        return np.concatenate(ages).astype(np.float32), np.concatenate(p_female).astype(np.float32)
+
+    def _forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected age and p_female; with mirror averaging, image and mirror go in one call."""
+        n = len(images)
+        if self.flip_tta:
+            dist, p_female = self._net(np.concatenate([images, images[:, :, ::-1]]))
+            dist, p_female = (dist[:n] + dist[n:]) / 2, (p_female[:n] + p_female[n:]) / 2
+        else:
+            dist, p_female = self._net(images)
+        return dist.astype(np.float64) @ self._ages, p_female
 
     def predict(self, crops: Sequence[Crop]) -> list[Prediction]:
         """Predictions for crops given as arrays (RGB uint8) or image paths/bytes, in order."""
@@ -91,13 +142,3 @@ class Predictor:
 
     def predict_one(self, crop: Crop) -> Prediction:
         return self.predict([crop])[0]
-
-
-def _as_rgb(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 2:
-        return np.repeat(array[:, :, None], 3, axis=2).astype(np.uint8)
-    if array.shape[2] == 4:
-        return np.ascontiguousarray(array[:, :, :3])
-    return array.astype(np.uint8, copy=False)
-
-

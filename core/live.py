@@ -7,11 +7,12 @@ face detector and matches faces to tracks by box overlap; frames in between reus
 tracks that are new or were last predicted `refresh_every` detections ago, all such faces of a
 frame in one batch: the model is the expensive part, and a face does not change age between
 frames. Each track averages its recent predictions, so labels hold still instead of flickering.
-Boxes and labels are drawn by `core.batch.annotate`, so live video and analysed photos look alike.
+Faces are found, aligned and read by `core.analysis.FaceAnalyzer`, the pipeline photos use, and
+drawn by `core.drawing.draw_faces`, so live video and analysed photos give and show the same
+results; a face's number on its box is its track's number.
 
-No Streamlit here: the page owns the UI, this module owns the per-frame work. The model is handed
-in (`core.inference.Predictor`, or any object with `image_size` and `predict_arrays`), so one
-loaded model can serve every viewer.
+No Streamlit here: the page owns the UI, this module owns the per-frame work. The analyzer (one
+detector and one model) is handed in, so one loaded pair serves every viewer.
 """
 from __future__ import annotations
 
@@ -20,25 +21,19 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable
 
 import numpy as np
 
-from .batch import annotate
+from .analysis import FaceAnalyzer, FaceResult, face_result
 from .config import AGE_BAND_NAMES, GENDERS, age_band
-from .faces import Face, FaceDetector, align_face
+from .drawing import draw_faces
+from .faces import Face, face_boxes
+from .geometry import iou
 from .inference import Prediction
 
 MAX_SMOOTHING = 60  # predictions kept per track; `smoothing` averages the latest of them
 TIMING_WINDOW = 60  # frames over which fps and the median frame time are measured
-
-
-class AgeGenderModel(Protocol):
-    """What the processor needs from `core.inference.Predictor`."""
-
-    image_size: int
-
-    def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -64,17 +59,19 @@ class LiveSettings:
 
 @dataclass(frozen=True)
 class TrackState:
-    """One face as shown on a frame: its track, where it is, and its smoothed prediction."""
+    """One face as shown on a frame: its smoothed result (numbered by its track) and track facts."""
 
-    track_id: int
-    face: Face
-    prediction: Prediction  # averaged over the track's latest `smoothing` predictions
+    result: FaceResult  # age and p_female averaged over the track's latest `smoothing` predictions
     latest: Prediction  # the model's newest single output, unsmoothed
     predictions: int  # how many model outputs the track has had
 
     @property
+    def track_id(self) -> int:
+        return self.result.number
+
+    @property
     def age_band(self) -> str:
-        return age_band(self.prediction.age)
+        return age_band(self.result.age)
 
 
 @dataclass(frozen=True)
@@ -115,9 +112,10 @@ class Track:
         ages, probs = list(self._ages)[-window:], list(self._p_female)[-window:]
         return Prediction(float(np.mean(ages)), float(np.mean(probs)))
 
-    def state(self, window: int) -> TrackState:
+    def state(self, window: int, shape: tuple) -> TrackState:
         latest = Prediction(self._ages[-1], self._p_female[-1])
-        return TrackState(self.track_id, self.face, self.smoothed(window), latest, len(self._ages))
+        result = face_result(self.track_id, self.face, self.smoothed(window), shape)
+        return TrackState(result, latest, len(self._ages))
 
 
 class IouTracker:
@@ -156,7 +154,7 @@ def _match(tracks: list[Track], faces: list[Face], threshold: float) -> list[tup
     """(track index, face index) pairs, best overlaps first, each side used at most once."""
     if not tracks or not faces:
         return []
-    overlaps = box_iou(np.array([_xyxy(t.face) for t in tracks]), np.array([_xyxy(f) for f in faces]))
+    overlaps = iou(face_boxes([t.face for t in tracks]), face_boxes(faces))
     pairs, used_tracks, used_faces = [], set(), set()
     for flat in np.argsort(-overlaps, axis=None):
         t, f = np.unravel_index(flat, overlaps.shape)
@@ -169,33 +167,23 @@ def _match(tracks: list[Track], faces: list[Face], threshold: float) -> list[tup
     return pairs
 
 
-def _xyxy(face: Face) -> tuple[int, int, int, int]:
-    return face.x, face.y, face.x + face.w, face.y + face.h
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (n, 4) and b (m, 4) given as x0, y0, x1, y1 -> (n, m)."""
-    a, b = a.astype(np.float64)[:, None, :], b.astype(np.float64)[None, :, :]
-    inter = (np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-             * np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None))
-    area = lambda box: (box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1])  # noqa: E731
-    union = area(a) + area(b) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 class FrameProcessor:
-    """Detector + model + tracker + settings for one video stream.
+    """Analyzer + tracker + settings for one video stream.
 
-    One instance per viewer (tracks belong to one camera); the `Predictor` inside can be shared.
+    One instance per viewer (tracks belong to one camera); the analyzer inside is shared.
     `process` runs on the WebRTC worker thread while the page thread calls `update_settings`,
     `stats` and `reset`: `_lock` guards settings and published results, `_frame_lock` keeps
-    frames in order through the tracker.
+    frames in order through the tracker. Changing a setting is only a field swap: nothing is
+    rebuilt, so a slider never stalls the video.
     """
 
-    def __init__(self, predictor: AgeGenderModel, settings: LiveSettings | None = None):
-        self.predictor = predictor
+    def __init__(self, analyzer: FaceAnalyzer, settings: LiveSettings | None = None):
+        self.analyzer = analyzer
         self._settings = settings or LiveSettings()
-        self._detector = _live_detector(self._settings.min_score)
         self._lock = threading.Lock()
         self._frame_lock = threading.Lock()
         self._tracker = IouTracker()
@@ -215,14 +203,11 @@ class FrameProcessor:
     def update_settings(self, **changes) -> LiveSettings:
         """Change settings from any thread; they apply from the next frame on."""
         with self._lock:
-            new = dataclasses.replace(self._settings, **changes)
-            if new.min_score != self._settings.min_score:
-                self._detector = _live_detector(new.min_score)
-            self._settings = new
-            return new
+            self._settings = dataclasses.replace(self._settings, **changes)
+            return self._settings
 
     def reset(self) -> None:
-        """Forget tracks, tally and timings (a new session of counting)."""
+        """Forget tracks, tally and timings (a new session of counting, or the stream stopped)."""
         with self._frame_lock, self._lock:
             self._tracker = IouTracker()
             self._shown, self._since_detection = [], None
@@ -232,43 +217,36 @@ class FrameProcessor:
             self._frame_ms.clear()
             self._frames = 0
 
-    def process(self, frame: np.ndarray) -> tuple[np.ndarray, list[TrackState]]:
+    def process(self, frame: np.ndarray, show_probability: bool = False) -> tuple[np.ndarray, list[TrackState]]:
         """Annotated copy of an RGB uint8 frame, and the faces shown on it."""
         with self._frame_lock:
             start = time.perf_counter()
-            with self._lock:
-                settings, detector = self._settings, self._detector
+            settings = self.settings
             if self._since_detection is None or self._since_detection + 1 >= settings.detect_every:
-                self._shown = self._detect(frame, detector, settings)
+                self._shown = self._detect(frame, settings)
                 self._since_detection = 0
             else:
                 self._since_detection += 1
-            states = [track.state(settings.smoothing) for track in self._shown]
-            annotated = annotate(frame, [(state.face, state.prediction) for state in states])
+            states = [track.state(settings.smoothing, frame.shape) for track in self._shown]
+            annotated = draw_faces(frame, [state.result for state in states], show_probability)
             self._publish(self._shown, states, settings, start)
         return annotated, states
 
-    def _detect(self, frame: np.ndarray, detector: FaceDetector, settings: LiveSettings) -> list[Track]:
+    def _detect(self, frame: np.ndarray, settings: LiveSettings) -> list[Track]:
         """Find faces, continue or start their tracks, and predict those that are due."""
-        faces = [face for face in detector.detect(frame) if face.score >= settings.min_score]
+        faces = self.analyzer.detect(frame, settings.min_score)
         tracks = self._tracker.update(faces, settings.iou_threshold, settings.max_missed)
-        self._predict(frame, [t for t in tracks if t.needs_prediction(settings.refresh_every)])
+        due = [t for t in tracks if t.needs_prediction(settings.refresh_every)]
+        if due:  # one model call for all faces of the frame that need a fresh prediction
+            predictions = self.analyzer.predict(self.analyzer.align(frame, [t.face for t in due]))
+            for track, prediction in zip(due, predictions):
+                track.add_prediction(prediction.age, prediction.p_female)
         return tracks
 
-    def use_predictor(self, predictor: AgeGenderModel) -> None:
+    def use_analyzer(self, analyzer: FaceAnalyzer) -> None:
         """Switch models (e.g. a newer checkpoint) without losing tracks and tally."""
         with self._frame_lock:
-            self.predictor = predictor
-
-    def _predict(self, frame: np.ndarray, tracks: list[Track]) -> None:
-        """One model call for all faces of the frame that need a fresh prediction."""
-        if not tracks:
-            return
-        size = self.predictor.image_size
-        batch = np.stack([align_face(frame, track.face, size) for track in tracks])
-        ages, p_female = self.predictor.predict_arrays(batch)
-        for track, age, p in zip(tracks, ages, p_female):
-            track.add_prediction(age, p)
+            self.analyzer = analyzer
 
     def _publish(self, tracks: list[Track], states: list[TrackState], settings: LiveSettings,
                  start: float) -> None:
@@ -276,7 +254,7 @@ class FrameProcessor:
         with self._lock:
             for track, state in zip(tracks, states):
                 if track.hits >= settings.min_hits:
-                    self._people[track.track_id] = (state.prediction.gender, state.age_band)
+                    self._people[track.track_id] = (state.result.gender, state.age_band)
             self._faces = tuple(states)
             self._frame_ends.append(end)
             self._frame_ms.append((end - start) * 1000.0)
@@ -296,13 +274,6 @@ class FrameProcessor:
                 by_gender=_count((gender for gender, _ in people), GENDERS),
                 by_age_band=_count((band for _, band in people), AGE_BAND_NAMES),
             )
-
-
-def _live_detector(min_score: float) -> FaceDetector:
-    """The batch pipeline's detector without its full-range fallback: webcam faces are large
-    enough for the short-range model, and the fallback would double the cost of every frame
-    in which nobody is in view."""
-    return FaceDetector(min_score=min_score, full_range="never")
 
 
 def _count(values: Iterable[str], names: Iterable[str]) -> dict[str, int]:

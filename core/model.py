@@ -10,8 +10,9 @@ against. Two heads share the features:
   one-hot class, and the expectation gives a smooth regression value without the instability
   of a bare L1/L2 regression head.
 
-A model lives in a folder: `model.keras` (Keras native format) and `model.json` (input size,
-preprocessing, label conventions, the training `Config`, format version).
+A model lives in a run folder (file names in `core.runs`): `model.keras` (Keras native format),
+`model.tflite` (the same network exported for LiteRT, which is what `core.inference` runs) and
+`model.json` (input size, preprocessing, label conventions, the training `Config`, format version).
 """
 from __future__ import annotations
 
@@ -20,20 +21,16 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .quiet import import_tensorflow, native_stderr_silenced
 
+tf = import_tensorflow()
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from .config import GENDERS, Config  # noqa: E402
+from .config import ARCHITECTURES, GENDERS, Config  # noqa: E402
+from .runs import LITERT_FILE, MODEL_FILE, SETTINGS_FILE, ModelError, model_folder, read_settings  # noqa: E402
 
-MODEL_FILE = "model.keras"
-SETTINGS_FILE = "model.json"
 FORMAT_VERSION = 1
-
-
-class ModelError(RuntimeError):
-    """A model folder is missing, incomplete or unreadable."""
 
 
 def _conv_bn(x, filters: int, strides: int, config: Config, activate: bool = True):
@@ -74,16 +71,17 @@ def _mobilenet_features(x, config: Config):
     return backbone(x)
 
 
-ARCHITECTURES = {"resnet": _resnet_features, "mobilenetv2": _mobilenet_features}
+ARCHITECTURE_BUILDERS = {"resnet": _resnet_features, "mobilenetv2": _mobilenet_features}
+assert tuple(ARCHITECTURE_BUILDERS) == ARCHITECTURES, "core.config.ARCHITECTURES names the builders here"
 
 
 def build_model(config: Config) -> keras.Model:
     """A fresh, uncompiled multi-task model taking uint8-range RGB images of `config.image_size`."""
-    if config.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {config.architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    if config.architecture not in ARCHITECTURE_BUILDERS:
+        raise ValueError(f"unknown architecture {config.architecture!r}; choose from {list(ARCHITECTURES)}")
     inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
-    x = ARCHITECTURES[config.architecture](x, config)
+    x = ARCHITECTURE_BUILDERS[config.architecture](x, config)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(config.dropout)(x)
     gender = layers.Dense(1, activation="sigmoid", name="gender")(x)
@@ -99,12 +97,27 @@ def save_atomically(model: keras.Model, path: Path) -> None:
     os.replace(partial, path)
 
 
+def export_litert(model: keras.Model, folder: Path) -> None:
+    """Write the network as `model.tflite` (float32, any batch size) for TensorFlow-free inference.
+
+    Float32 because it matches the Keras model to float rounding (see tests/test_inference.py);
+    the network is small enough (3 MB) that float16 or int8 would save little."""
+    size = model.inputs[0].shape[1]
+    partial = Path(folder) / f".partial-{LITERT_FILE}"
+    with native_stderr_silenced():
+        model.export(str(partial), format="litert", verbose=False,
+                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")])
+    os.replace(partial, Path(folder) / LITERT_FILE)
+
+
 def save_model(model: keras.Model, folder: Path, config: Config) -> None:
     """Write `model.keras` and its settings JSON into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # An uncompiled twin sharing the layers: the file then holds weights only, no optimizer state.
-    save_atomically(keras.Model(model.inputs, model.output, name=model.name), folder / MODEL_FILE)
+    twin = keras.Model(model.inputs, model.output, name=model.name)
+    save_atomically(twin, folder / MODEL_FILE)
+    export_litert(twin, folder)
     settings = {
         "format_version": FORMAT_VERSION,
         "input": {"size": config.image_size, "channels": "RGB", "dtype": "uint8 0-255",
@@ -123,19 +136,21 @@ def save_model(model: keras.Model, folder: Path, config: Config) -> None:
 
 def load_model(folder: Path) -> tuple[keras.Model, Config]:
     """Load a model folder written by `save_model`; raises ModelError with a clear message."""
-    folder = Path(folder)
-    if folder.is_file() and folder.name == MODEL_FILE:
-        folder = folder.parent
-    model_path, settings_path = folder / MODEL_FILE, folder / SETTINGS_FILE
+    folder = model_folder(folder)
+    model_path = folder / MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"no model at {folder} (expected {MODEL_FILE} in that folder)")
-    try:
-        settings = json.loads(settings_path.read_text())
-        config = Config.from_dict(settings["config"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"model settings {settings_path} missing or unreadable: {exc}") from exc
+    _, config = read_settings(folder)
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelError(f"cannot load {model_path}: {exc}") from exc
+        raise ModelError(f"model file {model_path} is corrupt or not a Keras model ({type(exc).__name__})") from exc
     return model, config
+
+
+def export_folder(folder: Path) -> Path:
+    """(Re)write a run folder's `model.tflite` from its `model.keras` (e.g. a run trained before
+    the LiteRT export existed); returns the file written."""
+    model, _ = load_model(folder)
+    export_litert(model, model_folder(folder))
+    return model_folder(folder) / LITERT_FILE

@@ -14,17 +14,20 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
-from .augment import augment_batch
-from .config import Config
-from .datasets import LABELS_FILE, SPLIT_FILE, label_table, load_dataset, load_images, split_dataset
-from .model import build_model, save_atomically, save_model
+from .quiet import import_tensorflow
 
-HISTORY_FILE, LAST_FILE = "history.csv", "last.keras"
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+from .augment import augment_batch  # noqa: E402
+from .config import Config  # noqa: E402
+from .datasets import label_table, load_dataset, load_images, split_dataset  # noqa: E402
+from .model import build_model, save_atomically, save_model  # noqa: E402
+from .runs import HISTORY_FILE, LABELS_FILE, LAST_FILE, SPLIT_FILE  # noqa: E402
+
 HISTORY_COLUMNS = [
     "epoch", "loss", "gender_loss", "age_loss", "gender_accuracy", "age_mae",
     "val_loss", "val_gender_loss", "val_age_loss", "val_gender_accuracy", "val_age_mae", "lr", "seconds",

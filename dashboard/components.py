@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.datasets import DatasetError
+from core.runs import ModelError
 
 from . import state
 
@@ -35,14 +36,17 @@ def dataset_table() -> tuple[pd.DataFrame, state.DataSource]:
 
 def predictor_or_stop(model_dir: Path | None = None):
     """The selected model's Predictor; explains and stops the page when the folder has no model."""
-    from core.model import ModelError  # imports TensorFlow: only for pages that predict
-
-    model_dir = model_dir or state.selected_model()
     try:
-        return state.get_predictor(str(model_dir))
+        return state.get_predictor(str(model_dir or state.selected_model()))
     except ModelError as exc:
         st.warning(f"{exc}. Pick a trained run in the sidebar, or train one on the Training page.")
         st.stop()
+
+
+def analyzer_or_stop(use: str | None = "photos"):
+    """The selected model's face-analysis pipeline (see `state.get_analyzer`), or a stopped page."""
+    predictor_or_stop()
+    return state.get_analyzer(state.selected_model(), use)
 
 
 def gallery(images: list, captions: list[str], columns: int = 6) -> None:

@@ -14,34 +14,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import PROJECT_ROOT, Config
+from core.runs import HISTORY_FILE, LOG_FILE
 
-LOG_FILE = "train.log"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INTERRUPTED = 130  # the CLI's exit code after Ctrl-C before training began
 
 
+DASHBOARD_EPOCHS = 10  # the form proposes a short run; the CLI's default is the full recipe
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """The options of `python -m core train` the dashboard offers; defaults as the CLI's, but a
-    short run."""
+    """What the Training form sends to `python -m core train`: the dataset and a Config, whose
+    user-set options become the same flags the CLI offers (`core.cli.add_config_options`)."""
 
     data: str
+    config: Config = field(default_factory=lambda: Config(epochs=DASHBOARD_EPOCHS))
     fmt: str | None = None
-    epochs: int = 10
-    image_size: int = Config.image_size
-    width: int = Config.width
-    batch_size: int = Config.batch_size
-    learning_rate: float = Config.learning_rate
     limit: int | None = None
-    augment: bool = True
 
     def command(self, out: Path) -> list[str]:
-        args = [sys.executable, "-m", "core", "train", "--data", self.data, "--out", str(out),
-                "--epochs", str(self.epochs), "--image-size", str(self.image_size), "--width", str(self.width),
-                "--batch-size", str(self.batch_size), "--learning-rate", str(self.learning_rate)]
+        args = [sys.executable, "-m", "core", "train", "--data", self.data, "--out", str(out)]
+        for option in Config.options():
+            flag, value = option.name.replace("_", "-"), getattr(self.config, option.name)
+            args += [f"--{flag}" if value else f"--no-{flag}"] if option.type == "bool" else [f"--{flag}", str(value)]
         args += ["--format", self.fmt] if self.fmt else []
-        args += ["--limit", str(self.limit)] if self.limit else []
-        return args + ([] if self.augment else ["--no-augment"])
+        return args + (["--limit", str(self.limit)] if self.limit else [])
 
 
 @dataclass
@@ -62,7 +60,7 @@ class TrainingJob:
         return "stopped" if self.stop_requested and code in (INTERRUPTED, -signal.SIGINT) else "failed"
 
     def epochs_done(self) -> int:
-        history = self.run_dir / "history.csv"
+        history = self.run_dir / HISTORY_FILE
         return max(0, len(history.read_text().splitlines()) - 1) if history.is_file() else 0
 
     def log_lines(self) -> list[str]:

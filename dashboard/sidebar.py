@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.config import DEFAULT_DATASET_DIR
+from core.runs import LITERT_FILE
 
 from . import state
 
@@ -38,8 +39,8 @@ def _model_picker() -> None:
     else:
         model_dir = runs[choice]
     st.session_state["model_dir"] = str(model_dir)
-    if not (model_dir / state.MODEL_FILE).is_file():
-        st.caption(f":orange[No {state.MODEL_FILE} in `{state.display_name(model_dir)}` yet: "
+    if not (model_dir / LITERT_FILE).is_file():
+        st.caption(f":orange[No {LITERT_FILE} in `{state.display_name(model_dir)}` yet: "
                    "pages that predict need a trained model.]")
 
 

@@ -19,11 +19,11 @@ from typing import Iterable
 import pandas as pd
 import streamlit as st
 
+from core import runs
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT
-from core.datasets import LABELS_FILE, DatasetError, DatasetWarning, load_dataset, load_folder_csv, load_label_table
+from core.datasets import DatasetError, DatasetWarning, load_dataset, load_folder_csv, load_label_table
+from core.runs import LABELS_FILE, LITERT_FILE, stamp
 
-MODEL_FILE = "model.keras"
-RUN_MARKERS = (MODEL_FILE, "history.csv", LABELS_FILE)  # any of these makes a folder a run
 TRAINING_LABELS = "training-labels"
 SOURCE_KINDS = {TRAINING_LABELS: "Training labels of the model", "utkface": "UTKFace folder",
                 "pixels-csv": "48x48 pixel CSV", "folder-csv": "Image folder + labels CSV"}
@@ -39,20 +39,9 @@ def runs_dir() -> Path:
     return Path(os.environ.get("AGE_GENDER_RUNS_DIR") or PROJECT_ROOT / "runs")
 
 
-def is_run(folder: Path) -> bool:
-    return folder.is_dir() and any((folder / name).is_file() for name in RUN_MARKERS)
-
-
 def list_runs() -> list[Path]:
     """Run folders: the default model, then every run under models/ and the runs folder."""
-    candidates = [default_model()]
-    for root in (PROJECT_ROOT / "models", runs_dir()):
-        candidates += sorted(root.iterdir()) if root.is_dir() else []
-    found: dict[Path, Path] = {}
-    for folder in candidates:
-        if is_run(folder):
-            found.setdefault(folder.resolve(), folder)
-    return list(found.values())
+    return runs.list_runs([default_model()], [PROJECT_ROOT / "models", runs_dir()])
 
 
 def display_name(folder: Path) -> str:
@@ -64,42 +53,48 @@ def display_name(folder: Path) -> str:
         return str(folder)
 
 
-def stamp(path: Path) -> int:
-    """Modification time (ns) of a file or folder, 0 when missing: part of every cache key."""
-    try:
-        return Path(path).stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
 # -- models ------------------------------------------------------------------------------------
 
 _loaded_at: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _model_unchanged(predictor) -> bool:
-    return _loaded_at.get(predictor) == stamp(Path(predictor.model_dir) / MODEL_FILE)
+    return _loaded_at.get(predictor) == stamp(Path(predictor.model_dir) / LITERT_FILE)
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4, validate=_model_unchanged)
 def get_predictor(model_dir: str | Path):
-    """The run folder's `core.inference.Predictor`, loaded once per server process and loaded
-    again when its model.keras changes (a run still training saves a better epoch)."""
+    """The run folder's `core.inference.Predictor` (LiteRT: no TensorFlow in the app), loaded
+    once per server process and again when its model changes (a run still training saves a
+    better epoch)."""
     from core.inference import Predictor
 
-    version = stamp(Path(model_dir) / MODEL_FILE)
+    version = stamp(Path(model_dir) / LITERT_FILE)
     predictor = Predictor(model_dir)
     _loaded_at[predictor] = version
     return predictor
 
 
+FULL_RANGE = {"photos": "auto", "group photos": "always", "live": "never"}  # detector modes by use
+
+
 @st.cache_resource(show_spinner="Loading the face detector...")
-def get_detector(small_faces: bool = False):
-    """One `core.faces.FaceDetector` per mode for every session (its `detect` is thread-safe);
-    `small_faces` also runs the full-range model on every image, for group photos."""
+def get_detector(use: str = "photos"):
+    """One `core.faces.FaceDetector` per use for every session and viewer (`detect` is
+    thread-safe): "photos" adds the full-range model when faces are small, "group photos"
+    always runs it, "live" never does (webcam faces are near, and it would double the cost of
+    every frame in which nobody is in view)."""
     from core.faces import FaceDetector
 
-    return FaceDetector(full_range="always") if small_faces else FaceDetector()
+    return FaceDetector(full_range=FULL_RANGE[use])
+
+
+def get_analyzer(model_dir: str | Path, use: str | None = "photos"):
+    """The pipeline for the chosen model and detector use (`None`: inputs are aligned crops);
+    built from the cached parts, so it costs nothing to ask again."""
+    from core.analysis import FaceAnalyzer
+
+    return FaceAnalyzer(get_predictor(str(model_dir)), None if use is None else get_detector(use))
 
 
 # -- run artifacts -----------------------------------------------------------------------------

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from _faces_fixtures import background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
-from core.batch import COLUMNS, analyze_folder, analyze_images, annotate, cli_main, list_images
-from core.faces import Face, FaceDetector
+from core.analysis import FaceAnalyzer, FaceResult
+from core.batch import COLUMNS, analyze_folder, analyze_images, cli_main, list_images
+from core.drawing import draw_faces
+from core.faces import FaceDetector
 from core.images import load_image
-from core.inference import Prediction, Predictor
+from core.inference import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def bad_folder(tmp_path_factory, face_photo):
 
 @pytest.fixture(scope="module")
 def bad_table(bad_folder, predictor, detector) -> pd.DataFrame:
-    return analyze_folder(bad_folder[0], predictor, detector)
+    return analyze_folder(bad_folder[0], FaceAnalyzer(predictor, detector))
 
 
 def test_every_image_file_gets_the_expected_row(bad_folder, bad_table):
@@ -62,7 +64,7 @@ def test_face_rows_carry_predictions_and_boxes(bad_table, face_photo):
     ok = bad_table[bad_table["status"] == "ok"]
     assert ok["gender"].isin(["male", "female"]).all()
     assert ok["p_female"].between(0, 1).all() and ok["age"].between(0, 116).all()
-    assert (ok["face"] == 0).all() and (ok["det_score"] >= 0.5).all()
+    assert (ok["face"] == 1).all() and (ok["det_score"] >= 0.5).all()
     assert (ok["gender"] == np.where(ok["p_female"] >= 0.5, "female", "male")).all()
     height, width = face_photo.shape[:2]
     assert (ok["x"] >= 0).all() and (ok["x"] + ok["w"] <= width).all() and (ok["y"] + ok["h"] <= height).all()
@@ -86,7 +88,7 @@ def test_symlink_loops_are_noted_and_skipped(bad_folder, bad_table):
 
 
 def test_no_recursion_keeps_to_the_top_folder(bad_folder, predictor, detector):
-    table = analyze_folder(bad_folder[0], predictor, detector, recursive=False)
+    table = analyze_folder(bad_folder[0], FaceAnalyzer(predictor, detector), recursive=False)
     assert not table["file"].str.contains("/").any()
     assert "photo.jpg" in set(table["file"])
 
@@ -103,7 +105,7 @@ def test_unreadable_subfolder_is_reported(tmp_path, face_photo, predictor, detec
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    table = analyze_folder(tmp_path, predictor, detector)
+    table = analyze_folder(tmp_path, FaceAnalyzer(predictor, detector))
     assert list(table["file"]) == ["b.jpg", "locked/"]
     assert table["status"].iloc[1] == "error" and "cannot list folder: Permission denied" == table["error"].iloc[1]
 
@@ -112,7 +114,7 @@ def test_undecodable_file_name_is_kept_readable(tmp_path, face_photo, predictor,
     name = os.fsencode(tmp_path) + b"/caf\xe9.jpg"  # Latin-1 bytes, not valid UTF-8
     with open(name, "wb") as file:
         file.write(jpeg_bytes(face_photo))
-    table = analyze_folder(tmp_path, predictor, detector)
+    table = analyze_folder(tmp_path, FaceAnalyzer(predictor, detector))
     assert list(table["file"]) == ["caf\\xe9.jpg"] and list(table["status"]) == ["ok"]
     table.to_csv(tmp_path / "out.csv", index=False)  # must not raise UnicodeEncodeError
 
@@ -121,7 +123,7 @@ def test_pipes_and_enormous_files_are_refused_without_reading(tmp_path, predicto
     os.mkfifo(tmp_path / "pipe.jpg")  # reading it would block forever
     with open(tmp_path / "video.jpg", "wb") as file:
         file.truncate(600 * 2**20)  # sparse: 600 MB on paper, no disk used
-    table = analyze_folder(tmp_path, predictor, detector)
+    table = analyze_folder(tmp_path, FaceAnalyzer(predictor, detector))
     assert list(table["file"]) == ["pipe.jpg", "video.jpg"] and set(table["status"]) == {"error"}
     assert "not a regular file" in table["error"].iloc[0] and "too large" in table["error"].iloc[1]
 
@@ -131,7 +133,7 @@ def test_a_huge_photo_is_analysed_downscaled_with_boxes_in_original_pixels(tmp_p
     paste(small, load_image(clear_faces(utkface_dir, 1, detector, seed=6)[0][0]), (500, 625), 375)
     photo = cv2.resize(small, (6000, 4500), interpolation=cv2.INTER_LINEAR)  # 27 megapixels
     (tmp_path / "big.jpg").write_bytes(jpeg_bytes(photo, quality=80))
-    table = analyze_folder(tmp_path, predictor, detector)
+    table = analyze_folder(tmp_path, FaceAnalyzer(predictor, detector))
     assert list(table["status"]) == ["ok"]
     row = table.iloc[0]
     assert abs(row["x"] + row["w"] / 2 - 2000) < 150 and abs(row["y"] + row["h"] / 2 - 2500) < 250
@@ -140,9 +142,9 @@ def test_a_huge_photo_is_analysed_downscaled_with_boxes_in_original_pixels(tmp_p
 
 def test_aligned_crops_skip_detection(utkface_dir, predictor):
     paths = sorted(utkface_dir.glob("*.jpg"))[:5]
-    table = analyze_images([(p.name, p) for p in paths], predictor, aligned=True)
+    table = analyze_images([(p.name, p) for p in paths], FaceAnalyzer(predictor))
     assert list(table["status"]) == ["ok"] * 5
-    assert (table[["face", "x", "y"]] == 0).all().all() and (table[["w", "h"]] == 200).all().all()
+    assert (table["face"] == 1).all() and (table[["x", "y"]] == 0).all().all() and (table[["w", "h"]] == 200).all().all()
     assert table["det_score"].isna().all()
     ages, p_female = predictor.predict_arrays(predictor.prepare(paths))
     np.testing.assert_allclose(table["p_female"], p_female, atol=1e-4)
@@ -152,11 +154,11 @@ def test_aligned_crops_skip_detection(utkface_dir, predictor):
 def test_in_memory_images_and_progress(face_photo, predictor, detector):
     calls = []
     items = [("array", face_photo), ("bytes", jpeg_bytes(face_photo)), ("blank", np.zeros((50, 60, 3), np.uint8)),
-             ("wrong-shape", np.zeros((50, 60), np.uint8)), ("garbage", b"\x00\x01")]
-    table = analyze_images(items, predictor, detector, progress=lambda done, total: calls.append((done, total)))
+             ("wrong-shape", np.zeros((50,), np.uint8)), ("garbage", b"\x00\x01")]
+    table = analyze_images(items, FaceAnalyzer(predictor, detector), progress=lambda done, total: calls.append((done, total)))
     assert list(table["file"]) == ["array", "bytes", "blank", "wrong-shape", "garbage"]
     assert list(table["status"]) == ["ok", "ok", "no_face", "error", "error"]
-    assert "not an RGB uint8 image array" in table["error"].iloc[3]
+    assert "not an image array" in table["error"].iloc[3]
     assert calls == [(i, 5) for i in range(1, 6)]
 
 
@@ -167,23 +169,30 @@ def test_model_batches_do_not_mix_rows(utkface_dir, detector, predictor, monkeyp
     monkeypatch.setattr(core.batch, "BATCH_FACES", 2)
     people = clear_faces(utkface_dir, 5, detector, seed=12)
     items = [(path.name, one_face_photo(load_image(path), seed=i)) for i, (path, _, _) in enumerate(people)]
-    batched = analyze_images(items, predictor, detector)
-    single = pd.concat([analyze_images([item], predictor, detector) for item in items], ignore_index=True)
+    batched = analyze_images(items, FaceAnalyzer(predictor, detector))
+    single = pd.concat([analyze_images([item], FaceAnalyzer(predictor, detector)) for item in items], ignore_index=True)
     pd.testing.assert_frame_equal(batched, single, atol=1e-3)
 
 
-def test_annotate_draws_labelled_boxes(face_photo, bad_table):
-    rows = bad_table[bad_table["file"] == "photo.jpg"]
-    drawn = annotate(face_photo, rows)
+def test_draw_faces_draws_numbered_boxes(face_photo, bad_table):
+    row = bad_table[bad_table["file"] == "photo.jpg"].iloc[0]
+    x, y, w, h = (int(row[key]) for key in ("x", "y", "w", "h"))
+    result = FaceResult(1, x, y, w, h, 0.9, None, None, 31.0, 0.8)
+    drawn = draw_faces(face_photo, [result])
     assert drawn.shape == face_photo.shape and drawn is not face_photo
-    x, y, w, h = rows[["x", "y", "w", "h"]].iloc[0]
     assert (drawn[y + h // 2, x] != face_photo[y + h // 2, x]).any()  # box edge
     assert (drawn[: y, x: x + w] != face_photo[: y, x: x + w]).any()  # label above it
     assert (drawn[y + 5: y + h - 5, x + 5: x + w - 5] == face_photo[y + 5: y + h - 5, x + 5: x + w - 5]).all()
-    pairs = [(Face(x, y, w, h, 0.9, (0.0, 0.0), (1.0, 0.0)), Prediction(31.0, 0.8))]
-    from_pairs = annotate(face_photo, pairs)
-    assert (from_pairs[y + h // 2, x] != face_photo[y + h // 2, x]).any()
-    assert np.array_equal(annotate(face_photo, bad_table[bad_table["status"] != "ok"]), face_photo)
+    assert result.label() == "1 female, 31" and result.label(show_probability=True) == "1 female 80%, 31"
+    assert np.array_equal(draw_faces(face_photo, []), face_photo)
+    halved = draw_faces(face_photo[::2, ::2], [result], scale=0.5)
+    assert (halved[(y + h // 2) // 2, x // 2] != face_photo[::2, ::2][(y + h // 2) // 2, x // 2]).any()
+
+
+def test_ages_round_half_up_once():
+    results = [FaceResult(1, 0, 0, 9, 9, None, None, None, age, 0.5) for age in (30.46, 30.5, 0.4)]
+    assert [r.age_years for r in results] == [30, 31, 0]
+    assert results[1].gender == "female" and results[1].row()["face"] == 1
 
 
 def test_cli_writes_the_csv_and_summary(bad_folder, tiny_model_dir, tmp_path, capsys):
@@ -227,7 +236,7 @@ def test_a_group_photo_gets_each_persons_gender(utkface_dir, default_model_dir, 
     centres = [(220, 260), (560, 430), (850, 250), (1100, 480)]
     for (path, _), centre, angle in zip(people, centres, (-8, 4, 0, 10)):
         paste(photo, load_image(path), centre, 260, angle)
-    table = analyze_images([("group.jpg", jpeg_bytes(photo))], predictor, detector)
+    table = analyze_images([("group.jpg", jpeg_bytes(photo))], FaceAnalyzer(predictor, detector))
     assert list(table["status"]) == ["ok"] * 4
     for (_, sex), (x, y) in zip(people, centres):
         inside = table[(table["x"] < x) & (x < table["x"] + table["w"]) & (table["y"] < y) & (y < table["y"] + table["h"])]

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.batch import analyze_folder
 from core.images import IMAGE_EXTENSIONS
+from core.spreadsheet import to_safe_csv
 from dashboard import charts, components, state, tables, uploads
 
 UPLOAD, FOLDER = "Upload images or zip files", "A folder on the server"
@@ -42,8 +43,7 @@ def choose_input():
 
 def analyse(files, folder: Path | None, aligned: bool, small_faces: bool):
     """Run the core batch analysis with a progress bar; uploads go through a temporary folder."""
-    predictor = components.predictor_or_stop()
-    detector = None if aligned else state.get_detector(small_faces)
+    analyzer = components.analyzer_or_stop(None if aligned else "group photos" if small_faces else "photos")
     bar = st.progress(0.0, text="analysing...")
     progress = lambda done, total: bar.progress(done / total, text=f"analysing: {done:,} of {total:,} images")  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="batch-") as temp:
@@ -55,7 +55,7 @@ def analyse(files, folder: Path | None, aligned: bool, small_faces: bool):
                 bar.empty()
                 st.error(f"Upload refused: {exc}.")
                 st.stop()
-        results = analyze_folder(folder or temp, predictor, detector, recursive=True, aligned=aligned, progress=progress)
+        results = analyze_folder(folder or temp, analyzer, recursive=True, progress=progress)
     bar.empty()
     what = f"folder `{folder}`" if folder else f"{len(files)} uploaded file(s)"
     return what, results, rejected
@@ -73,7 +73,7 @@ def show(what: str, results, rejected) -> None:
     if rejected:
         with st.expander(f"{len(rejected)} uploaded file(s) left out"):
             st.dataframe([{"file": name, "reason": reason} for name, reason in rejected], hide_index=True)
-    st.download_button("Download the results (CSV)", results.to_csv(index=False), file_name="faces.csv",
+    st.download_button("Download the results (CSV)", to_safe_csv(results), file_name="faces.csv",
                        mime="text/csv", type="primary", key="batch_download")
     if not found.empty:
         left, middle, right = st.columns([2, 1, 2])

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core.datasets import read_split, select_split
-from core.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate
+from core.evaluation import evaluate
+from core.runs import LITERT_FILE, METRICS_FILE, PREDICTIONS_FILE
 from dashboard import charts, components, state, tables
 
 SAVED, FRESH = "Saved test results of the model", "Fresh evaluation on the dataset"
@@ -45,7 +46,7 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
     limit = right.number_input("At most this many images (random sample)", 1, None, min(len(table), 2000) or 1,
                                key="eval_limit")
     table = table.sample(n=min(int(limit), len(table)), random_state=0) if len(table) else table
-    key = (str(model_dir), state.stamp(model_dir / state.MODEL_FILE), source, test_only, len(table))
+    key = (str(model_dir), state.stamp(model_dir / LITERT_FILE), source, test_only, len(table))
     done = st.session_state.get("eval_fresh")
     if st.button(f"Evaluate {len(table):,} images", type="primary", disabled=table.empty, key="eval_run"):
         predictor = components.predictor_or_stop(model_dir)

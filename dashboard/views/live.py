@@ -36,7 +36,7 @@ import av  # noqa: E402
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 
 from core.live import FrameProcessor, LiveStats  # noqa: E402
-from core.model import ModelError  # noqa: E402
+from core.runs import ModelError  # noqa: E402
 from dashboard import state  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -70,16 +70,16 @@ def parse_ice_servers(text: str) -> list[dict]:
     return servers
 
 
-def session_objects(predictor) -> tuple[FrameProcessor, queue.Queue]:
+def session_objects(analyzer) -> tuple[FrameProcessor, queue.Queue]:
     """This viewer's processor (its own tracks and tally) and result queue, kept across reruns;
-    the model inside is the server-wide cached one, swapped in when it is reloaded."""
+    the detector and model inside are the server-wide cached ones, swapped in when reloaded."""
     session = st.session_state
     if session.get("live_processor") is None:
-        session.live_processor = FrameProcessor(predictor)
+        session.live_processor = FrameProcessor(analyzer)
         session.live_results = queue.Queue(maxsize=1)
         session.live_latest = None
-    elif session.live_processor.predictor is not predictor:
-        session.live_processor.use_predictor(predictor)
+    elif session.live_processor.analyzer.predictor is not analyzer.predictor:
+        session.live_processor.use_analyzer(analyzer)
     return session.live_processor, session.live_results
 
 
@@ -95,11 +95,11 @@ def offer(results: queue.Queue, item) -> None:
         pass
 
 
-def make_callback(processor: FrameProcessor, results: queue.Queue):
+def make_callback(processor: FrameProcessor, results: queue.Queue, show_probability: bool):
     """The WebRTC frame callback; runs on the streamer's worker thread, never touches st.*."""
     def callback(frame: av.VideoFrame) -> av.VideoFrame:
         try:
-            annotated, _ = processor.process(frame.to_ndarray(format="rgb24"))
+            annotated, _ = processor.process(frame.to_ndarray(format="rgb24"), show_probability)
         except Exception as exc:  # keep the video flowing; the page shows what went wrong
             logger.exception("live frame processing failed")
             offer(results, (time.monotonic(), exc))
@@ -154,8 +154,8 @@ def show_stats(stats: LiveStats, show_probabilities: bool) -> None:
     frame_ms.metric("Processing ms/frame", f"{stats.frame_ms:.0f}",
                     help="Mean time to analyse one frame. Above ~40 ms the video drops frames.")
     people.metric("People seen", stats.people)
-    rows = [{"face": s.track_id, "gender": s.prediction.gender, "age": round(s.prediction.age),
-             "age band": s.age_band, **({"confidence": f"{s.prediction.gender_confidence:.0%}"}
+    rows = [{"face": s.track_id, "gender": s.result.gender, "age": s.result.age_years,
+             "age band": s.age_band, **({"confidence": f"{s.result.gender_confidence:.0%}"}
                                         if show_probabilities else {})}
             for s in sorted(stats.faces, key=lambda s: s.track_id)]
     st.subheader("In view now")
@@ -207,19 +207,19 @@ def follow_stream(ctx, results: queue.Queue, show_probabilities: bool) -> None:
 def main() -> None:
     st.title("Live camera")
     try:
-        predictor = state.get_predictor(str(state.selected_model()))
+        analyzer = state.get_analyzer(state.selected_model(), "live")
     except ModelError as exc:
         st.error(f"No model to run: {exc}. Pick a trained run in the sidebar, train one (see README) "
                  "or set AGE_GENDER_MODEL_DIR.")
         st.stop()
-    processor, results = session_objects(predictor)
+    processor, results = session_objects(analyzer)
     show_probabilities, ice_servers = sidebar(processor)
     ctx = webrtc_streamer(
         key="live-camera",
         mode=WebRtcMode.SENDRECV,
         rtc_configuration={"iceServers": ice_servers},
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
-        video_frame_callback=make_callback(processor, results),
+        video_frame_callback=make_callback(processor, results, show_probabilities),
         async_processing=True,
         translations=TRANSLATIONS,
     )

@@ -1,17 +1,18 @@
-"""Single photo: every face in one picture, boxed and labelled with age and gender, and the
-model's probabilities per face."""
+"""Single photo: every face in one picture, boxed and numbered, with age, gender and the model's
+probabilities per face (the same pipeline and numbers as the CLI and batch analysis)."""
 from __future__ import annotations
 
 import streamlit as st
 
-from core.batch import analyze_images, annotate
-from core.images import IMAGE_EXTENSIONS, ImageError, load_image
+from core.analysis import load_photo
+from core.drawing import draw_faces
+from core.images import IMAGE_EXTENSIONS, ImageError
 from dashboard import components, state
 
 UPLOAD, CAMERA = "Upload a photo", "Take a photo"
 
 st.title("Single photo")
-st.caption("Faces are found by the BlazeFace detector, aligned like the training crops, and read by the "
+st.caption("Faces are found by the face detector, aligned like the training crops, and read by the "
            f"model selected in the sidebar (`{state.display_name(state.selected_model())}`).")
 mode = st.radio("Photo", [UPLOAD, CAMERA], horizontal=True, label_visibility="collapsed", key="photo_mode")
 if mode == UPLOAD:
@@ -20,34 +21,31 @@ else:
     photo = st.camera_input("Camera", key="photo_camera")
 small_faces = st.checkbox("Also look for small faces (group photos, slower)", key="photo_small_faces")
 if photo is None:
-    st.info("Upload a photo or take one with your camera: each face gets a box with its age and gender.")
+    st.info("Upload a photo or take one with your camera: each face gets a numbered box with its age and gender.")
     st.stop()
 
+analyzer = components.analyzer_or_stop("group photos" if small_faces else "photos")
 try:
-    image = load_image(photo.getvalue())
+    image, scale = load_photo(photo.getvalue())
 except ImageError as exc:
     st.error(f"Cannot use {photo.name}: {exc}")
     st.stop()
-predictor = components.predictor_or_stop()
-rows = analyze_images([(photo.name, image)], predictor, state.get_detector(small_faces))
-faces = rows[rows["status"] == "ok"].reset_index(drop=True)
-if (rows["status"] == "error").any():
-    st.error(f"Cannot analyse {photo.name}: {rows['error'].iloc[0]}")
-    st.stop()
+faces = analyzer.analyze(image, scale=scale)
 
 left, right = st.columns([1, 1])
-left.image(annotate(image, faces), caption=f"{photo.name}: {len(faces)} face(s)", width="stretch")
+left.image(draw_faces(image, faces, scale=1 / scale), caption=f"{photo.name}: {len(faces)} face(s)", width="stretch")
 with right:
     st.metric("Faces found", len(faces))
-    if faces.empty:
+    if not faces:
         st.warning("No face found. Faces should be roughly frontal and not too small; "
                    "try the small-faces option for group photos.")
         st.stop()
-    table = faces.assign(face=faces["face"] + 1, p_male=1 - faces["p_female"])
-    st.dataframe(table[["face", "gender", "age", "p_female", "p_male", "det_score"]], hide_index=True, column_config={
-        "age": st.column_config.NumberColumn("age", format="%.0f"),
+    table = [{"face": f.number, "gender": f.gender, "age": f.age_years, "p_female": f.p_female,
+              "p_male": 1 - f.p_female, "det_score": f.det_score} for f in faces]
+    st.dataframe(table, hide_index=True, column_config={
         "p_female": st.column_config.ProgressColumn("P(female)", min_value=0.0, max_value=1.0, format="%.2f"),
         "p_male": st.column_config.ProgressColumn("P(male)", min_value=0.0, max_value=1.0, format="%.2f"),
         "det_score": st.column_config.NumberColumn("detection score", format="%.2f")})
-    components.gallery([image[max(0, r.y):r.y + r.h, max(0, r.x):r.x + r.w] for r in faces.itertuples()],
-                       [f"{r.face + 1}: {r.gender}, {r.age:.0f}" for r in faces.itertuples()], columns=4)
+    crops = [image[max(0, round(f.y / scale)):round((f.y + f.h) / scale), max(0, round(f.x / scale)):round((f.x + f.w) / scale)]
+             for f in faces]
+    components.gallery(crops, [f.label() for f in faces], columns=4)

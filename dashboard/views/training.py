@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.config import DEFAULT_DATASET_DIR, Config
-from core.datasets import FORMATS
+from core.config import DATASET_FORMATS, DEFAULT_DATASET_DIR, Config
+from core.runs import HISTORY_FILE, METRICS_FILE, SETTINGS_FILE
 from dashboard import charts, jobs, state, tables
 
 REFRESH_SECONDS = 2
@@ -19,9 +19,9 @@ def run_summary(runs: dict[str, Path]) -> pd.DataFrame:
     """One row per run: its size, best validation epoch and test metrics when it has them."""
     rows = []
     for name, folder in runs.items():
-        history = state.read_artifact(folder, "history.csv")
-        metrics = state.read_artifact(folder, "metrics.json") or {}
-        config = (state.read_artifact(folder, "model.json") or {}).get("config", {})
+        history = state.read_artifact(folder, HISTORY_FILE)
+        metrics = state.read_artifact(folder, METRICS_FILE) or {}
+        config = (state.read_artifact(folder, SETTINGS_FILE) or {}).get("config", {})
         scored = history.dropna(subset=["val_loss"]) if history is not None else pd.DataFrame()
         best = scored.loc[scored["val_loss"].idxmin()] if len(scored) else {}
         rows.append({"run": name, "epochs": 0 if history is None else len(history),
@@ -50,15 +50,15 @@ def job_panel(name: str, job: jobs.TrainingJob) -> None:
 
 def curves_section() -> None:
     launched = {name: job.run_dir for name, job in state.training_jobs().items()}
-    runs = {state.display_name(r): r for r in state.list_runs() if (r / "history.csv").is_file()} | launched
+    runs = {state.display_name(r): r for r in state.list_runs() if (r / HISTORY_FILE).is_file()} | launched
     if not runs:
-        st.info("No run folder with a history.csv yet: train one below.")
+        st.info(f"No run folder with a {HISTORY_FILE} yet: train one below.")
         return
     chosen = [r for r in st.session_state.get("compare_runs", []) if r in runs]
     st.session_state["compare_runs"] = chosen or [next(
         (n for n, r in runs.items() if r.resolve() == state.selected_model().resolve()), next(iter(runs)))]
     names = st.multiselect("Runs to compare", list(runs), key="compare_runs")
-    histories = {n: h for n in names if (h := state.read_artifact(runs[n], "history.csv")) is not None}
+    histories = {n: h for n in names if (h := state.read_artifact(runs[n], HISTORY_FILE)) is not None}
     for column, (metric, label) in zip(st.columns(len(tables.CURVE_METRICS)), tables.CURVE_METRICS.items()):
         column.plotly_chart(charts.curves(tables.history_long(histories, metric), label, label), key=f"curve_{metric}")
     st.dataframe(run_summary({n: runs[n] for n in names}), hide_index=True)
@@ -69,7 +69,7 @@ def monitor(polling: bool) -> None:
     launched = state.training_jobs()
     if polling and not any(job.status == "running" for job in launched.values()):
         st.rerun()  # the last job just ended: redraw the whole page, without polling
-    for name, job in reversed(launched.items()):
+    for name, job in reversed(list(launched.items())):  # other sessions may add jobs meanwhile
         job_panel(name, job)
     curves_section()
 
@@ -86,11 +86,10 @@ def launch() -> None:
     elif not data or not Path(data).expanduser().exists():
         s["train_feedback"] = f"No dataset at {data!r}."
     else:
-        settings = jobs.TrainSettings(
-            data=str(Path(data).expanduser()), fmt=None if s["train_format"] == DETECT else s["train_format"],
-            epochs=s["train_epochs"], image_size=s["train_image_size"], width=s["train_width"],
-            batch_size=s["train_batch_size"], learning_rate=s["train_lr"], limit=s["train_limit"] or None,
-            augment=s["train_augment"])
+        config = Config(**{option.name: s[f"train_{option.name}"] for option in Config.options()})
+        settings = jobs.TrainSettings(data=str(Path(data).expanduser()), config=config,
+                                      fmt=None if s["train_format"] == DETECT else s["train_format"],
+                                      limit=s["train_limit"] or None)
         display = state.display_name(run_dir)
         try:
             state.training_jobs()[display] = jobs.start(run_dir, settings)
@@ -106,33 +105,40 @@ def new_run_name() -> str:
     return f"run-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def _choice(column, label: str, options: list, default, key: str) -> None:
-    """A selectbox preselecting the CLI's default (added to the options if they lack it)."""
-    options = sorted({*options, default})
-    column.selectbox(label, options, index=options.index(default), key=key)
+def option_widget(option, default) -> None:
+    """The form widget for one user-set Config field: a selectbox for choices, a checkbox for
+    switches, a number input bounded as Config says; keyed `train_<field>` for `launch`."""
+    meta, key, label = option.metadata, f"train_{option.name}", option.name.replace("_", " ").capitalize()
+    if meta["choices"]:
+        st.selectbox(label, meta["choices"], index=meta["choices"].index(default), key=key, help=meta["help"])
+    elif option.type == "bool":
+        st.checkbox(label, value=default, key=key, help=meta["help"])
+    elif option.type == "int":
+        st.number_input(label, int(meta["low"]), None if meta["high"] is None else int(meta["high"]), default,
+                        step=1, key=key, help=meta["help"])
+    else:
+        st.number_input(label, meta["low"], meta["high"], default, format="%g", key=key, help=meta["help"])
 
 
 def launch_form() -> None:
     source = state.selected_source()
     suggestion = source.path if source.has_images else str(DEFAULT_DATASET_DIR) if DEFAULT_DATASET_DIR.is_dir() else ""
     st.session_state.setdefault("train_name", new_run_name())
+    defaults = jobs.TrainSettings(data="").config
     with st.form("train_form"):
         st.caption(f"Runs are written under `{state.display_name(state.runs_dir())}`, "
                    "by `python -m core train` in a separate process.")
-        left, right = st.columns([1, 2])
+        left, middle, right = st.columns([1, 2, 1])
         left.text_input("Run name", key="train_name")
-        right.text_input("Dataset (UTKFace folder, 48x48 pixel CSV, or folder with labels.csv)",
-                         value=suggestion, key="train_data")
-        row = st.columns(4)
-        row[0].selectbox("Format", [DETECT, *FORMATS], key="train_format")
-        row[1].number_input("Epochs", 1, 500, jobs.TrainSettings.epochs, key="train_epochs")
-        _choice(row[2], "Image size", [32, 48, 64, 96, 128], Config.image_size, "train_image_size")
-        _choice(row[3], "Width (model size)", [8, 16, 24, 32, 48, 64], Config.width, "train_width")
-        row = st.columns(4)
-        _choice(row[0], "Batch size", [16, 32, 64, 128], Config.batch_size, "train_batch_size")
-        row[1].number_input("Learning rate", 1e-5, 1.0, Config.learning_rate, step=5e-4, format="%.4f", key="train_lr")
-        row[2].number_input("Use at most N images (0 = all)", 0, None, 0, step=500, key="train_limit")
-        row[3].checkbox("Augment", value=True, key="train_augment")
+        middle.text_input("Dataset (UTKFace folder, 48x48 pixel CSV, or folder with labels.csv)",
+                          value=suggestion, key="train_data")
+        right.selectbox("Format", [DETECT, *DATASET_FORMATS], key="train_format")
+        options = Config.options()
+        for start in range(0, len(options), 4):
+            for column, option in zip(st.columns(4), options[start:start + 4]):
+                with column:
+                    option_widget(option, getattr(defaults, option.name))
+        st.number_input("Use at most N images (0 = all)", 0, None, 0, step=500, key="train_limit")
         st.form_submit_button("Start training", type="primary", on_click=launch)
     if st.session_state.get("train_feedback"):
         st.error(st.session_state["train_feedback"])

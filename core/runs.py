@@ -1,0 +1,72 @@
+"""The run folder: what a training run writes, what makes a folder a run, and reading its settings.
+
+Kept free of TensorFlow (and of everything heavier than the standard library) so that the
+dashboard, the CLI's predict and batch commands and the LiteRT predictor can all name and read
+run files without paying for a TensorFlow import. Every other module takes file names from here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from .config import Config
+
+MODEL_FILE = "model.keras"  # Keras weights of the best epoch (training, export, `evaluate --keras`)
+LITERT_FILE = "model.tflite"  # the same network for inference without TensorFlow
+SETTINGS_FILE = "model.json"  # input size, label conventions, the training Config
+LAST_FILE = "last.keras"  # the latest epoch, for --resume
+HISTORY_FILE = "history.csv"  # one row per finished epoch
+SPLIT_FILE = "split.csv"  # which image went to train / val / test
+LABELS_FILE = "labels.csv"  # the labels the run was trained on (for the Demographics page)
+METRICS_FILE = "metrics.json"  # test-split scores, with breakdowns
+PREDICTIONS_FILE = "predictions.csv"  # one row per test image
+LOG_FILE = "train.log"  # what a run launched from the dashboard printed
+RUN_MARKERS = (MODEL_FILE, HISTORY_FILE, LABELS_FILE)  # any of these makes a folder a run
+
+
+class ModelError(RuntimeError):
+    """A model folder is missing, incomplete or unreadable."""
+
+
+def model_folder(path: str | Path) -> Path:
+    """The run folder of a path that may name the folder itself or a model file inside it."""
+    path = Path(path)
+    return path.parent if path.is_file() and path.name in (MODEL_FILE, LITERT_FILE) else path
+
+
+def is_run(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / name).is_file() for name in RUN_MARKERS)
+
+
+def list_runs(first: Iterable[Path], roots: Iterable[Path]) -> list[Path]:
+    """Run folders: those in `first` (in order), then every run directly under each root,
+    each folder once (by its resolved path)."""
+    candidates = list(first)
+    for root in roots:
+        candidates += sorted(root.iterdir()) if root.is_dir() else []
+    found: dict[Path, Path] = {}
+    for folder in candidates:
+        if is_run(folder):
+            found.setdefault(folder.resolve(), folder)
+    return list(found.values())
+
+
+def read_settings(folder: str | Path) -> tuple[dict, Config]:
+    """The run's model.json and the Config it holds; ModelError when absent or unreadable."""
+    path = model_folder(folder) / SETTINGS_FILE
+    try:
+        settings = json.loads(path.read_text())
+        return settings, Config.from_dict(settings["config"])
+    except FileNotFoundError as exc:
+        raise ModelError(f"no model at {path.parent} (expected {SETTINGS_FILE} in that folder)") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"model settings {path} are unreadable: {exc}") from exc
+
+
+def stamp(path: str | Path) -> int:
+    """Modification time (ns) of a file, 0 when missing: a file version for caches."""
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return 0
