@@ -62,6 +62,7 @@ class TrackState:
     """One face as shown on a frame: its smoothed result (numbered by its track) and track facts."""
 
     result: FaceResult  # age and p_female averaged over the track's latest `smoothing` predictions
+    face: Face  # the track's latest detection, as the detector gave it
     latest: Prediction  # the model's newest single output, unsmoothed
     predictions: int  # how many model outputs the track has had
 
@@ -115,7 +116,7 @@ class Track:
     def state(self, window: int, shape: tuple) -> TrackState:
         latest = Prediction(self._ages[-1], self._p_female[-1])
         result = face_result(self.track_id, self.face, self.smoothed(window), shape)
-        return TrackState(result, latest, len(self._ages))
+        return TrackState(result, self.face, latest, len(self._ages))
 
 
 class IouTracker:

@@ -32,7 +32,8 @@ def test_top_level_help_lists_subcommands():
     (["train", "--data", "/nonexistent/folder", "--out", "/tmp/never"], "error: no dataset at"),
     (["evaluate", "--data", "{empty}"], "error: no usable labelled images"),
     (["evaluate", "--data", "{faces}", "--model", "{empty}"], "error: no model at"),
-    (["evaluate", "--data", "{faces}", "--model", "{broken}"], "error: cannot load"),
+    (["evaluate", "--data", "{faces}", "--model", "{broken}"], "is not a usable LiteRT model"),
+    (["evaluate", "--data", "{faces}", "--model", "{broken}", "--keras"], "is corrupt or not a Keras model"),
     (["evaluate", "--data", "{faces}", "--format", "pixels-csv"], "error: no such CSV file"),
 ])
 def test_expected_problems_give_one_clear_line(tmp_path, args, message):
@@ -41,6 +42,7 @@ def test_expected_problems_give_one_clear_line(tmp_path, args, message):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.keras").write_bytes(b"not a zip")
+    (broken / "model.tflite").write_bytes(b"not a flatbuffer")
     (broken / "model.json").write_text('{"config": {}}')
     args = [a.format(empty=tmp_path / "empty", faces=tmp_path / "faces", broken=broken) for a in args]
     result = run_cli(*args)

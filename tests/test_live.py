@@ -16,10 +16,14 @@ import numpy as np
 import pytest
 
 from _video_fixtures import background, pick_faces, scene
-from core.batch import annotate
+from core.analysis import FaceAnalyzer
 from core.config import PROJECT_ROOT
+from core.drawing import draw_faces
 from core.faces import FaceDetector, align_face
-from core.live import FrameProcessor, IouTracker, LiveSettings, box_iou
+from core.geometry import iou
+from core.live import FrameProcessor, IouTracker, LiveSettings
+
+LIVE_DETECTOR = FaceDetector(full_range="never")  # as the live page builds it (dashboard.state)
 
 PAGE = PROJECT_ROOT / "dashboard" / "views" / "live.py"
 FRAMES = 24
@@ -70,7 +74,7 @@ def run(processor: FrameProcessor, frames) -> list[list]:
 
 
 def test_every_face_is_found_and_drawn_as_batch_analysis_draws_it(clip, predictor):
-    processor = FrameProcessor(predictor)
+    processor = FrameProcessor(FaceAnalyzer(predictor, LIVE_DETECTOR))
     for frame, placed in clip:
         before = frame.copy()
         annotated, states = processor.process(frame)
@@ -79,14 +83,14 @@ def test_every_face_is_found_and_drawn_as_batch_analysis_draws_it(clip, predicto
                        for s in states)
         assert lanes == [0, 1]  # one box on each pasted face
         np.testing.assert_array_equal(frame, before)  # the camera frame is not drawn on
-        np.testing.assert_array_equal(annotated, annotate(frame, [(s.face, s.prediction) for s in states]))
+        np.testing.assert_array_equal(annotated, draw_faces(frame, [s.result for s in states]))
         for s in states:  # the box outline really changed the picture
             edge = annotated[s.face.y, s.face.x:s.face.x + s.face.w].astype(int)
             assert np.abs(edge - frame[s.face.y, s.face.x:s.face.x + s.face.w]).mean() > 20
 
 
 def test_tracks_keep_their_identity_while_faces_move(clip, predictor):
-    processor = FrameProcessor(predictor)
+    processor = FrameProcessor(FaceAnalyzer(predictor, LIVE_DETECTOR))
     lane_of_track: dict[int, set[int]] = {}
     for frame, placed in clip:
         for s in processor.process(frame)[1]:
@@ -102,7 +106,7 @@ def test_tracks_keep_their_identity_while_faces_move(clip, predictor):
 
 def test_model_runs_once_per_refresh_for_all_faces_of_a_frame(clip, predictor):
     model = CountingModel(predictor)
-    processor = FrameProcessor(model, LiveSettings(detect_every=1, refresh_every=4))
+    processor = FrameProcessor(FaceAnalyzer(model, LIVE_DETECTOR), LiveSettings(detect_every=1, refresh_every=4))
     last = run(processor, [frame for frame, _ in clip])[-1]
     assert model.calls == [2] * (FRAMES // 4)  # frames 0, 4, 8...: both faces in one batch
     assert [s.predictions for s in last] == [FRAMES // 4] * 2
@@ -110,7 +114,7 @@ def test_model_runs_once_per_refresh_for_all_faces_of_a_frame(clip, predictor):
 
 def test_detector_runs_every_nth_frame_and_frames_between_reuse_its_boxes(clip, predictor):
     model = CountingModel(predictor)
-    processor = FrameProcessor(model, LiveSettings(detect_every=3, refresh_every=1))
+    processor = FrameProcessor(FaceAnalyzer(model, LIVE_DETECTOR), LiveSettings(detect_every=3, refresh_every=1))
     shown = run(processor, [frame for frame, _ in clip])
     assert model.calls == [2] * (FRAMES // 3)  # a model run per detection, none in between
     for n, states in enumerate(shown):
@@ -121,7 +125,7 @@ def test_detector_runs_every_nth_frame_and_frames_between_reuse_its_boxes(clip, 
 
 def test_uses_the_batch_detector_alignment_and_model(clip, predictor):
     frame = clip[3][0]
-    processor = FrameProcessor(predictor, LiveSettings(min_score=0.6))
+    processor = FrameProcessor(FaceAnalyzer(predictor, LIVE_DETECTOR), LiveSettings(min_score=0.6))
     _, states = processor.process(frame)
     detected = FaceDetector(min_score=0.6, full_range="never").detect(frame)
     assert sorted((f.x, f.y, f.w, f.h) for f in detected) == sorted((s.face.x, s.face.y, s.face.w, s.face.h) for s in states)
@@ -133,12 +137,12 @@ def test_uses_the_batch_detector_alignment_and_model(clip, predictor):
 
 def test_smoothing_steadies_the_labels(clip, predictor):
     def label_series(smoothing: int) -> dict[int, np.ndarray]:
-        processor = FrameProcessor(NoisyModel(predictor, seed=1),
+        processor = FrameProcessor(FaceAnalyzer(NoisyModel(predictor, seed=1), LIVE_DETECTOR),
                                    LiveSettings(smoothing=smoothing, detect_every=1, refresh_every=1))
         series: dict[int, list] = {}
         for states in run(processor, [frame for frame, _ in clip]):
             for s in states:
-                series.setdefault(s.track_id, []).append((s.prediction.age, s.prediction.p_female))
+                series.setdefault(s.track_id, []).append((s.result.age, s.result.p_female))
         return {track: np.array(values)[10:] for track, values in series.items()}  # window filled
 
     raw, smooth = label_series(1), label_series(10)
@@ -153,7 +157,7 @@ def test_smoothing_steadies_the_labels(clip, predictor):
 
 
 def test_a_missed_detection_keeps_the_track_but_a_long_absence_ends_it(clip, predictor):
-    processor = FrameProcessor(predictor, LiveSettings(detect_every=1, max_missed=3))
+    processor = FrameProcessor(FaceAnalyzer(predictor, LIVE_DETECTOR), LiveSettings(detect_every=1, max_missed=3))
     frames = [frame for frame, _ in clip]
     empty = background(seed=5)
     ids = lambda states: sorted(s.track_id for s in states)  # noqa: E731
@@ -167,7 +171,7 @@ def test_a_missed_detection_keeps_the_track_but_a_long_absence_ends_it(clip, pre
 
 
 def test_settings_change_between_frames_from_another_thread(clip, predictor):
-    processor = FrameProcessor(predictor, LiveSettings(detect_every=1))
+    processor = FrameProcessor(FaceAnalyzer(predictor, LIVE_DETECTOR), LiveSettings(detect_every=1))
     frame = clip[0][0]
     assert len(processor.process(frame)[1]) == 2
     processor.update_settings(min_score=0.95)  # stricter than any face in the clip scores
@@ -216,9 +220,10 @@ def test_tracker_matches_by_overlap_not_by_order():
     assert jumped[0].track_id == 3 and len(tracker.tracks) == 3
 
 
-def test_box_iou_values():
-    iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]]))
-    np.testing.assert_allclose(iou, [[1 / 3, 1.0, 0.0]])
+def test_iou_values():
+    overlaps = iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]]))
+    np.testing.assert_allclose(overlaps, [[1 / 3, 1.0, 0.0]])
+    assert iou(np.array([[0, 0, 0, 0]]), np.array([[0, 0, 0, 0]]))[0, 0] == 0.0  # empty boxes overlap nothing
 
 
 # -- the Streamlit page, with the WebRTC component stubbed ----------------------------------------
@@ -300,7 +305,7 @@ def test_page_passes_ice_servers_and_rejects_bad_ones(page):
 
 
 def test_page_reports_a_failing_frame_and_keeps_the_video(page, monkeypatch):
-    def broken(self, frame):
+    def broken(self, frame, show_probability=False):
         raise RuntimeError("model exploded")
 
     monkeypatch.setattr(FrameProcessor, "process", broken)
