@@ -36,6 +36,7 @@ NEUTRAL = "#8C8C8C"
 LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0, title_text="")
 MODEBAR = dict(orientation="h", remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"])
 TOP_MARGIN = 70
+BAR_HEADROOM = 1.25
 
 
 def _finish(fig: go.Figure, title: str) -> go.Figure:
@@ -153,7 +154,12 @@ def scatter(table: pd.DataFrame, x: str, y: str, title: str, color: str | None =
 def bars(table: pd.DataFrame, x: str, y: str, title: str, y_title: str, text: str | None = None,
          y_range: tuple[float, float] | None = None, value_format: str = ".2f") -> go.Figure:
     """One bar per row, in the fixed colour of its category (age band, gender, race) when it has
-    one; `text` (e.g. the group size n) is shown on hover and below each value."""
+    one; `text` (e.g. the group size n) is shown on hover and below each value.
+
+    Without `y_range` the axis leaves room above the tallest bar for its two lines of text, which
+    Plotly's autorange does not count."""
+    if y_range is None and len(table) and table[y].min() >= 0:
+        y_range = (0, BAR_HEADROOM * table[y].max())
     fig = px.bar(table, x=x, y=y, labels={y: y_title, x: ""}, range_y=y_range,
                  hover_data=[text] if text else None, category_orders=CATEGORY_ORDERS)
     labels = [f"{v:{value_format}}" + (f"<br>n={n}" if text else "")

@@ -201,6 +201,13 @@ def test_bars_of_groups_take_the_colour_of_their_category():
     assert list(fig.data[0].marker.color) == [charts.CATEGORY_COLORS[g] for g in groups["group"]]
 
 
+def test_bars_leave_room_for_the_text_above_the_tallest():
+    groups = pd.DataFrame({"group": ["male", "female"], "n": [3, 4], "age_mae": [4.0, 8.0]})
+    assert charts.bars(groups, "group", "age_mae", "MAE", "years", text="n").layout.yaxis.range[1] >= 1.2 * 8.0
+    fixed = charts.bars(groups, "group", "age_mae", "MAE", "years", y_range=(0, 20))
+    assert tuple(fixed.layout.yaxis.range) == (0, 20)
+
+
 def test_pyramid_legend_names_only_the_genders_drawn(faces):
     males = charts.pyramid(faces[faces["gender"] == "male"], "Pyramid")
     assert [trace.name for trace in males.data] == ["male"] and all(x <= 0 for x in males.data[0].x)
