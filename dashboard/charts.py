@@ -70,7 +70,9 @@ def share(table: pd.DataFrame, column: str, title: str) -> go.Figure:
     fig = px.pie(names=tally.index, values=tally.to_numpy(), hole=0.45, color=tally.index,
                  color_discrete_map=CATEGORY_COLORS)
     fig.update_traces(sort=False, textinfo="percent", textposition="inside", insidetextorientation="horizontal")
-    return _finish(fig, title)
+    _finish(fig, title)
+    fig.update_layout(legend_y=-0.02)  # no axis labels below a donut to leave room for
+    return fig
 
 
 def pyramid(table: pd.DataFrame, title: str, age: str = "age", gender: str = "gender",

@@ -236,8 +236,10 @@ def test_no_legend_sits_under_the_modebar(faces, predictions):
 
 
 def test_donut_uses_the_whole_width(faces):
-    pie = charts.share(faces, "race", "Race").data[0]
+    fig = charts.share(faces, "race", "Race")
+    pie = fig.data[0]
     assert pie.domain.x is None or tuple(pie.domain.x) == (0, 1)  # no legend column beside it
+    assert -0.1 < fig.layout.legend.y < 0  # the legend right below it: no axis labels to clear
     assert pie.textinfo == "percent" and pie.hole == pytest.approx(0.45)
 
 
