@@ -17,14 +17,32 @@ from core.config import AGE_BAND_NAMES, GENDERS
 
 from .tables import RACE_NAMES
 
+# One colour per category, whatever else is shown: a colour taken from a sequence in order of
+# appearance would move to another category as soon as a filter removes one (Black turning into
+# White's colour). Category names do not overlap, so one map serves every column.
 GENDER_COLORS = {"male": "#4C78A8", "female": "#E45756"}
+RACE_COLORS = dict(zip(RACE_NAMES, px.colors.qualitative.Set2[:len(RACE_NAMES) - 1] + ["#B3B3B3"]))  # Unknown: grey
+AGE_BAND_COLORS = dict(zip(AGE_BAND_NAMES, px.colors.sample_colorscale("Viridis", len(AGE_BAND_NAMES))))
+CATEGORY_COLORS = {**GENDER_COLORS, **RACE_COLORS, **AGE_BAND_COLORS}
 CATEGORY_ORDERS = {"gender": list(GENDERS), "gender_true": list(GENDERS), "race": list(RACE_NAMES),
                    "age_band": list(AGE_BAND_NAMES), "split": ["train", "validation"]}
+# Runs have no fixed colour, but each needs one clearly apart from the others (Streamlit's theme
+# would otherwise give two runs two shades of blue).
+RUN_COLORS = px.colors.qualitative.D3
+NEUTRAL = "#8C8C8C"
+
+# The legend goes below the plot and the (short, horizontal) modebar stays in the top margin
+# next to the title: nothing the modebar can cover, in any column width.
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0, title_text="")
+MODEBAR = dict(orientation="h", remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"])
+TOP_MARGIN = 70
+BAR_HEADROOM = 1.25
 
 
 def _finish(fig: go.Figure, title: str) -> go.Figure:
-    # a vertical modebar keeps Plotly's tool icons off the title in narrow columns
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="", modebar_orientation="v")
+    """The layout every builder shares: title, legend and modebar kept apart."""
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), margin=dict(l=10, r=10, t=TOP_MARGIN, b=10),
+                      legend=LEGEND_BELOW, modebar=MODEBAR)
     return fig
 
 
@@ -32,7 +50,7 @@ def histogram(table: pd.DataFrame, x: str, title: str, color: str | None = None,
               x_title: str | None = None) -> go.Figure:
     """Counts of `x` in fixed-width bins (on multiples of `bin_size`, the same for every
     trace), stacked by `color` (e.g. gender)."""
-    fig = px.histogram(table, x=x, color=color, barmode="stack", color_discrete_map=GENDER_COLORS,
+    fig = px.histogram(table, x=x, color=color, barmode="stack", color_discrete_map=CATEGORY_COLORS,
                        category_orders=CATEGORY_ORDERS, labels={x: x_title or x})
     if len(table):
         start = math.floor(table[x].min() / bin_size) * bin_size
@@ -42,25 +60,35 @@ def histogram(table: pd.DataFrame, x: str, title: str, color: str | None = None,
 
 
 def share(table: pd.DataFrame, column: str, title: str) -> go.Figure:
-    """Donut of how the rows split over the categories of `column`."""
+    """Donut of how the rows split over the categories of `column`, each in its fixed colour.
+
+    Only the percentages are written on the slices: the legend below names them, so the donut
+    keeps the full width of a narrow column."""
     order = CATEGORY_ORDERS.get(column)
     tally = table[column].value_counts()
     tally = tally.reindex([c for c in order if c in tally.index]) if order else tally
     fig = px.pie(names=tally.index, values=tally.to_numpy(), hole=0.45, color=tally.index,
-                 color_discrete_map=GENDER_COLORS, color_discrete_sequence=px.colors.qualitative.Set2)
-    fig.update_traces(sort=False, textinfo="percent+label", textposition="inside", insidetextorientation="horizontal")
-    return _finish(fig, title)
+                 color_discrete_map=CATEGORY_COLORS)
+    fig.update_traces(sort=False, textinfo="percent", textposition="inside", insidetextorientation="horizontal")
+    _finish(fig, title)
+    fig.update_layout(legend_y=-0.02)  # no axis labels below a donut to leave room for
+    return fig
 
 
 def pyramid(table: pd.DataFrame, title: str, age: str = "age", gender: str = "gender",
             bin_years: int = 5) -> go.Figure:
-    """Age-gender pyramid: males to the left, females to the right, one bar per age bin."""
+    """Age-gender pyramid: males to the left, females to the right, one bar per age bin.
+
+    Only the genders present get a trace, so the legend names only what is drawn."""
     start = (table[age] // bin_years * bin_years).astype(int)
     bins = list(range(0, int(start.max()) + 1 if len(table) else bin_years, bin_years))
     labels = [f"{low}-{low + bin_years - 1}" for low in bins]
     grid = pd.crosstab(pd.Categorical(start, bins), pd.Categorical(table[gender], list(GENDERS)), dropna=False)
     fig = go.Figure()
+    present = set(table[gender])
     for name, sign in zip(GENDERS, (-1, 1)):
+        if name not in present:
+            continue
         fig.add_bar(y=labels, x=sign * grid[name].to_numpy(), orientation="h", name=name,
                     marker_color=GENDER_COLORS[name], customdata=grid[name].to_numpy(),
                     hovertemplate="age %{y}: %{customdata}<extra>" + name + "</extra>")
@@ -103,20 +131,19 @@ def heatmap(grid: pd.DataFrame, title: str, x_title: str, y_title: str, row_shar
 
 
 def curves(long: pd.DataFrame, title: str, y_title: str) -> go.Figure:
-    """Training curves from `tables.history_long`: colour = run, solid = train, dashed = validation."""
+    """Training curves from `tables.history_long`: one qualitative colour per run, solid = train,
+    dashed = validation."""
     fig = px.line(long, x="epoch", y="value", color="run", line_dash="split", markers=True,
-                  line_dash_map={"train": "solid", "validation": "dash"},
+                  color_discrete_sequence=RUN_COLORS, line_dash_map={"train": "solid", "validation": "dash"},
                   category_orders=CATEGORY_ORDERS, labels={"value": y_title})
     fig.update_xaxes(dtick=max(1, int(long["epoch"].max() // 10)) if len(long) else 1)
-    _finish(fig, title)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
-    return fig
+    return _finish(fig, title)
 
 
 def scatter(table: pd.DataFrame, x: str, y: str, title: str, color: str | None = None,
             hover: list[str] | None = None, diagonal: bool = False, labels: dict | None = None) -> go.Figure:
     """Points of y against x; `diagonal` draws y = x (where a perfect prediction would lie)."""
-    fig = px.scatter(table, x=x, y=y, color=color, opacity=0.55, hover_data=hover, color_discrete_map=GENDER_COLORS,
+    fig = px.scatter(table, x=x, y=y, color=color, opacity=0.55, hover_data=hover, color_discrete_map=CATEGORY_COLORS,
                      category_orders=CATEGORY_ORDERS, labels=labels)
     if diagonal and len(table):
         low = float(min(table[x].min(), table[y].min()))
@@ -128,10 +155,17 @@ def scatter(table: pd.DataFrame, x: str, y: str, title: str, color: str | None =
 
 def bars(table: pd.DataFrame, x: str, y: str, title: str, y_title: str, text: str | None = None,
          y_range: tuple[float, float] | None = None, value_format: str = ".2f") -> go.Figure:
-    """One bar per row; `text` (e.g. the group size n) is shown on hover and below each value."""
+    """One bar per row, in the fixed colour of its category (age band, gender, race) when it has
+    one; `text` (e.g. the group size n) is shown on hover and below each value.
+
+    Without `y_range` the axis leaves room above the tallest bar for its two lines of text, which
+    Plotly's autorange does not count."""
+    if y_range is None and len(table) and table[y].min() >= 0:
+        y_range = (0, BAR_HEADROOM * table[y].max())
     fig = px.bar(table, x=x, y=y, labels={y: y_title, x: ""}, range_y=y_range,
                  hover_data=[text] if text else None, category_orders=CATEGORY_ORDERS)
     labels = [f"{v:{value_format}}" + (f"<br>n={n}" if text else "")
               for v, n in zip(table[y], table[text] if text else table[y])]
-    fig.update_traces(text=labels, textposition="outside", cliponaxis=False)
+    fig.update_traces(text=labels, textposition="outside", cliponaxis=False,
+                      marker_color=[CATEGORY_COLORS.get(v, NEUTRAL) for v in table[x]])
     return _finish(fig, title)

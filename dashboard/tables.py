@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
-from core.config import GENDERS, RACES, age_band
+from core.config import AGE_BANDS, GENDERS, RACES, age_band
 
 UNKNOWN_RACE = "Unknown"
 RACE_NAMES = RACES + (UNKNOWN_RACE,)
@@ -30,6 +31,12 @@ def filter_faces(table: pd.DataFrame, ages: tuple[int, int], genders: Iterable[s
     """Rows of a `named` table within the age range (inclusive) and the chosen genders and races."""
     keep = table["age"].between(*ages) & table["gender"].isin(list(genders)) & table["race"].isin(list(races))
     return table[keep]
+
+
+def bands_within(ages: tuple[int, int]) -> list[str]:
+    """Names of the age bands that overlap an age range (inclusive): the rows a chart of the
+    filtered faces should have, without bands the filter has emptied by construction."""
+    return [name for low, high, name in AGE_BANDS if low <= ages[1] and high >= ages[0]]
 
 
 def counts(table: pd.DataFrame, rows: str, columns: str, row_order: Iterable[str],
@@ -71,11 +78,22 @@ def with_error(predictions: pd.DataFrame) -> pd.DataFrame:
                               gender_correct=predictions["gender_pred"] == predictions["gender_true"])
 
 
-def worst_errors(predictions: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The n rows with the largest age error, gender mistakes first among them."""
+def worst_age_errors(predictions: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The n rows with the largest absolute age error, largest first, whatever their gender."""
     rows = with_error(predictions)
-    order = rows.assign(_abs=rows["age_error"].abs()).sort_values(["gender_correct", "_abs"], ascending=[True, False])
-    return order.drop(columns="_abs").head(n)
+    return _largest(rows, rows["age_error"].abs(), n)
+
+
+def gender_errors(predictions: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The n gender mistakes the model was surest of (p_female furthest from 0.5), surest first."""
+    rows = with_error(predictions)
+    wrong = rows[~rows["gender_correct"]]
+    return _largest(wrong, (wrong["p_female"] - 0.5).abs(), n)
+
+
+def _largest(rows: pd.DataFrame, size: pd.Series, n: int) -> pd.DataFrame:
+    """The n rows of largest `size` (one value per row), largest first, ties in table order."""
+    return rows.iloc[np.argsort(-size.to_numpy(), kind="stable")[:n]]
 
 
 def people(results: pd.DataFrame) -> pd.DataFrame:

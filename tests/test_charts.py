@@ -37,6 +37,11 @@ def test_filter_faces_is_inclusive_and_combines_filters(faces):
     assert tables.filter_faces(faces, (0, 120), [], tables.RACE_NAMES).empty
 
 
+def test_bands_within_an_age_range():
+    assert tables.bands_within((0, 120)) == ["0-12", "13-19", "20-39", "40-59", "60+"]
+    assert tables.bands_within((13, 39)) == ["13-19", "20-39"] and tables.bands_within((12, 13)) == ["0-12", "13-19"]
+
+
 def test_counts_keeps_empty_categories(faces):
     grid = tables.counts(faces, "age_band", "race", ["0-12", "13-19", "20-39", "40-59", "60+"], tables.RACE_NAMES)
     assert grid.shape == (5, 6)
@@ -132,10 +137,30 @@ def test_group_metrics_and_bars_show_values_and_sizes():
     assert tables.group_metrics({}, "by_race").empty
 
 
-def test_worst_errors_put_gender_mistakes_first(predictions):
-    worst = tables.worst_errors(predictions, 3)
-    assert worst["file"].tolist() == ["c", "b", "a"]  # c: wrong gender; then by |age error| 10, 2
-    assert worst["age_error"].tolist() == [1.0, -10.0, 2.0]
+@pytest.fixture
+def many_mistakes(predictions) -> pd.DataFrame:
+    """The predictions plus 14 confident gender mistakes with a 1-year age error and one
+    40-year age error of the right gender: more gender mistakes than a table shows."""
+    mistakes = pd.DataFrame({"file": [f"g{i}" for i in range(14)], "age_true": 30, "age_pred": 31.0,
+                             "gender_true": "male", "gender_pred": "female", "p_female": np.linspace(0.55, 0.99, 14),
+                             "race": "White"})
+    old = pd.DataFrame({"file": ["old"], "age_true": [80], "age_pred": [40.0], "gender_true": ["female"],
+                        "gender_pred": ["female"], "p_female": [0.7], "race": ["Black"]})
+    return pd.concat([mistakes, predictions, old], ignore_index=True)
+
+
+def test_worst_age_errors_are_sorted_by_absolute_error_whatever_the_gender(many_mistakes):
+    worst = tables.worst_age_errors(many_mistakes, 3)
+    assert worst["file"].tolist() == ["old", "b", "a"]
+    assert worst["age_error"].tolist() == [-40.0, -10.0, 2.0]
+
+
+def test_gender_errors_are_the_surest_mistakes_only(many_mistakes):
+    wrong = tables.gender_errors(many_mistakes, 12)
+    assert len(wrong) == 12 and not wrong["gender_correct"].any()
+    confidence = (wrong["p_female"] - 0.5).abs().tolist()
+    assert confidence == sorted(confidence, reverse=True) and wrong["file"].iloc[0] == "g13"
+    assert tables.gender_errors(many_mistakes.query("file == 'old'"), 12).empty
 
 
 def test_people_keeps_found_faces_with_their_band():
@@ -143,3 +168,85 @@ def test_people_keeps_found_faces_with_their_band():
                             "gender": ["male", None, "female"]})
     found = tables.people(results)
     assert found["file"].tolist() == ["x", "z"] and found["age_band"].tolist() == ["20-39", "60+"]
+
+
+# -- one colour per category, legends clear of the modebar ---------------------------------------
+
+def _colours(fig) -> dict[str, str]:
+    """Colour of each category drawn in a figure: pie slices, or traces named after a category."""
+    if fig.data and fig.data[0].type == "pie":
+        return dict(zip(fig.data[0].labels, fig.data[0].marker.colors))
+    return {trace.name: trace.marker.color for trace in fig.data}
+
+
+def test_a_race_keeps_its_colour_when_another_is_filtered_out(faces):
+    with_white = _colours(charts.share(faces, "race", "Race"))
+    without_white = _colours(charts.share(faces[faces["race"] != "White"], "race", "Race"))
+    assert "White" not in without_white and "Black" in without_white
+    assert all(without_white[race] == with_white[race] for race in without_white)
+    assert len(set(with_white.values())) == len(with_white)  # and no two races share one
+
+
+@pytest.mark.parametrize("column", ["race", "gender", "age_band"])
+def test_every_category_has_one_fixed_colour_on_every_chart(faces, column):
+    only_some = faces[faces[column] != faces[column].iloc[0]]
+    for fig in (charts.share(only_some, column, "s"), charts.histogram(only_some, "age", "h", color=column)):
+        drawn = _colours(fig)
+        assert drawn and drawn == {category: charts.CATEGORY_COLORS[category] for category in drawn}
+
+
+def test_bars_of_groups_take_the_colour_of_their_category():
+    groups = pd.DataFrame({"group": ["female", "Asian", "40-59"], "n": [1, 2, 3], "age_mae": [1.0, 2.0, 3.0]})
+    fig = charts.bars(groups, "group", "age_mae", "MAE", "years")
+    assert list(fig.data[0].marker.color) == [charts.CATEGORY_COLORS[g] for g in groups["group"]]
+
+
+def test_bars_leave_room_for_the_text_above_the_tallest():
+    groups = pd.DataFrame({"group": ["male", "female"], "n": [3, 4], "age_mae": [4.0, 8.0]})
+    assert charts.bars(groups, "group", "age_mae", "MAE", "years", text="n").layout.yaxis.range[1] >= 1.2 * 8.0
+    fixed = charts.bars(groups, "group", "age_mae", "MAE", "years", y_range=(0, 20))
+    assert tuple(fixed.layout.yaxis.range) == (0, 20)
+
+
+def test_pyramid_legend_names_only_the_genders_drawn(faces):
+    males = charts.pyramid(faces[faces["gender"] == "male"], "Pyramid")
+    assert [trace.name for trace in males.data] == ["male"] and all(x <= 0 for x in males.data[0].x)
+    females = charts.pyramid(faces[faces["gender"] == "female"], "Pyramid")
+    assert [trace.name for trace in females.data] == ["female"] and all(x >= 0 for x in females.data[0].x)
+
+
+def _every_builder(faces, predictions) -> list:
+    long = tables.history_long({"r": pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "val_loss": [2.5, 1.5]})},
+                               "loss")
+    groups = pd.DataFrame({"group": ["male", "female"], "n": [3, 4], "age_mae": [4.0, 5.0]})
+    grid = tables.counts(faces, "age_band", "race", ["0-12"], ["White"])
+    return [charts.histogram(faces, "age", "h", color="gender"), charts.share(faces, "race", "s"),
+            charts.pyramid(faces, "p"), charts.heatmap(grid, "m", "x", "y"), charts.curves(long, "c", "loss"),
+            charts.scatter(predictions, "age_true", "age_pred", "sc", color="gender_true", diagonal=True),
+            charts.bars(groups, "group", "age_mae", "b", "years", text="n")]
+
+
+def test_no_legend_sits_under_the_modebar(faces, predictions):
+    for fig in _every_builder(faces, predictions):
+        layout = fig.layout
+        # the legend below the plot and across it; the modebar alone in the top margin, the title left
+        assert (layout.legend.orientation, layout.legend.yanchor) == ("h", "top") and layout.legend.y < 0
+        assert layout.modebar.orientation == "h" and layout.margin.t >= 60
+        assert (layout.title.x, layout.title.xanchor) == (0, "left")
+
+
+def test_donut_uses_the_whole_width(faces):
+    fig = charts.share(faces, "race", "Race")
+    pie = fig.data[0]
+    assert pie.domain.x is None or tuple(pie.domain.x) == (0, 1)  # no legend column beside it
+    assert -0.1 < fig.layout.legend.y < 0  # the legend right below it: no axis labels to clear
+    assert pie.textinfo == "percent" and pie.hole == pytest.approx(0.45)
+
+
+def test_curves_give_each_run_a_colour_of_its_own():
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "val_loss": [2.5, 1.5]})
+    runs = [f"run-{i}" for i in range(3)]
+    fig = charts.curves(tables.history_long({run: history for run in runs}, "loss"), "Loss", "loss")
+    colour = {(t.legendgroup.split(", ")[0], t.line.dash): t.line.color for t in fig.data}
+    assert [colour[(run, "solid")] for run in runs] == charts.RUN_COLORS[:3]  # a qualitative palette
+    assert all(colour[(run, "dash")] == colour[(run, "solid")] for run in runs)  # validation: same colour, dashed

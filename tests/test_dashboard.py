@@ -110,9 +110,34 @@ def test_demographics_filters_update_every_chart(app, run_dir):
     charts = figures(app)
     assert [t["name"] for t in charts["Age by gender"]["data"]] == ["female"]
     assert sum(_values(charts["Race"]["data"][0]["values"])) == len(chosen)
-    male, female = charts["Age-gender pyramid"]["data"]
-    assert not any(_values(male["x"])) and sum(_values(female["x"])) == len(chosen)
-    assert np.sum(_values(charts["Age band x race"]["data"][0]["z"])) == len(chosen)
+    (female,) = charts["Age-gender pyramid"]["data"]  # the legend names only the gender shown
+    assert female["name"] == "female" and sum(_values(female["x"])) == len(chosen)
+    heatmap = charts["Age band x race"]["data"][0]
+    assert np.sum(_values(heatmap["z"])) == len(chosen) and list(heatmap["y"]) == ["20-39"]
+
+
+def test_demographics_race_filter_keeps_colours_and_heatmap_columns(app, run_dir):
+    open_page(app, "demographics")
+    before = _slice_colours(figures(app)["Race"])
+    races = labelled(app.multiselect, "Race")
+    chosen = [race for race in races.value if race != "White"]
+    races.set_value(chosen)
+    ok(app.run())
+    charts = figures(app)
+    after = _slice_colours(charts["Race"])
+    assert set(after) == set(chosen) and all(after[race] == before[race] for race in chosen)  # Black stays Black
+    assert list(charts["Age band x race"]["data"][0]["x"]) == chosen
+
+
+def _slice_colours(spec: dict) -> dict[str, str]:
+    pie = spec["data"][0]
+    return dict(zip(pie["labels"], pie["marker"]["colors"]))
+
+
+def test_demographics_gender_filter_has_room_for_both_labels(app, run_dir):
+    open_page(app, "demographics")
+    column = next(c for c in app.columns if any(m.label == "Gender" for m in c.multiselect))
+    assert column.weight >= 0.28  # at 0.2 of a wide page the chips read "fema…"
 
 
 def _values(array) -> list:
@@ -243,6 +268,24 @@ def test_evaluation_shows_the_saved_metrics(app, run_dir):
     assert list(figures(app)["Age MAE by gender"]["data"][0]["x"]) == ["male", "female"]
 
 
+def test_evaluation_shows_the_worst_age_errors_and_the_gender_mistakes_apart(app, run_dir):
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    open_page(app, "evaluation")
+    headings = [h.value for h in app.subheader]
+    assert headings.index("Largest age errors") < headings.index("Gender mistakes")
+    ages, genders = error_tables(app)
+    size = ages["age_error"].abs().tolist()
+    assert size == sorted(size, reverse=True)
+    assert size[0] == pytest.approx((predictions["age_pred"] - predictions["age_true"]).abs().max())
+    wrong = predictions["gender_pred"] != predictions["gender_true"]
+    assert len(genders) == min(12, wrong.sum()) and (genders["gender_pred"] != genders["gender_true"]).all()
+
+
+def error_tables(app: AppTest) -> list[pd.DataFrame]:
+    """The tables of predictions the evaluation page lists (not, e.g., the skipped rows of a dataset)."""
+    return [frame.value for frame in app.dataframe if "age_error" in frame.value]
+
+
 def test_fresh_evaluation_on_the_test_split(app, run_dir, utkface_dir):
     split = pd.read_csv(run_dir / "split.csv")
     test_files = set(split.loc[split["split"] == "test", "file"])
@@ -257,9 +300,10 @@ def test_fresh_evaluation_on_the_test_split(app, run_dir, utkface_dir):
     ok(app.run())
     assert metric(app, "Faces") == f"{expected:,}"
     assert len(figures(app)) == 6
-    worst = app.dataframe[-1].value
-    assert set(worst["file"]) <= test_files
-    assert len(app.image) == min(12, expected)  # worst errors, with their images
+    shown = error_tables(app)  # largest age errors, gender mistakes (if any)
+    assert all(set(rows["file"]) <= test_files for rows in shown)
+    assert len(shown[0]) == min(12, expected)
+    assert len(app.image) == sum(len(rows) for rows in shown)  # each with its image
 
 
 # -- single photo and batch analysis ------------------------------------------------------------

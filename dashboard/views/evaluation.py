@@ -97,17 +97,29 @@ def show(metrics: dict, predictions: pd.DataFrame) -> None:
                                    "accuracy", text="n", y_range=(0, 1.1), value_format=".1%"),
                        key="eval_group_accuracy")
 
-    st.subheader("Worst errors")
-    worst = tables.worst_errors(predictions, WORST)
-    images = state.find_images(worst["file"], state.selected_source())
-    shown = worst[worst["file"].isin(images.keys())]
+    st.subheader("Largest age errors")
+    error_gallery(tables.worst_age_errors(predictions, WORST))
+    st.subheader("Gender mistakes")
+    st.caption("The wrong genders the model was surest of.")
+    mistakes = tables.gender_errors(predictions, WORST)
+    if mistakes.empty:
+        st.success("No gender mistake.")
+    else:
+        error_gallery(mistakes)
+
+
+def error_gallery(rows: pd.DataFrame) -> None:
+    """Some predictions with their images (when on this machine) and as a table: the age errors
+    and the gender mistakes are shown apart, since sorting both together hides one of them."""
+    images = state.find_images(rows["file"], state.selected_source())
+    shown = rows[rows["file"].isin(images.keys())]
     if shown.empty:
         st.caption("The images of these files are not on this machine: choose their dataset in the sidebar to see them.")
     else:
         components.gallery([images[f] for f in shown["file"]],
                            [f"true {r.age_true} {r.gender_true}, predicted {r.age_pred:.0f} {r.gender_pred} "
                             f"(p female {r.p_female:.2f})" for r in shown.itertuples()])
-    st.dataframe(worst, hide_index=True)
+    st.dataframe(rows, hide_index=True)
 
 
 st.title("Evaluation")
