@@ -197,7 +197,7 @@ def _launch(app: AppTest, data: Path, name: str, **settings) -> None:
     app.text_input(key="train_name").set_value(name)
     app.text_input(key="train_data").set_value(str(data))
     for key, value in settings.items():
-        (app.number_input if key in ("train_epochs", "train_limit") else app.selectbox)(key=key).set_value(value)
+        (app.selectbox if key in ("train_architecture", "train_lr_schedule") else app.number_input)(key=key).set_value(value)
     app.button[[b.label for b in app.button].index("Start training")].click()
     ok(app.run())
 

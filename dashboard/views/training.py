@@ -32,7 +32,7 @@ def run_summary(runs: dict[str, Path]) -> pd.DataFrame:
 
 
 def job_panel(name: str, job: jobs.TrainingJob) -> None:
-    status, done, total = job.status, job.epochs_done(), job.settings.epochs
+    status, done, total = job.status, job.epochs_done(), job.settings.config.epochs
     lines = job.log_lines()
     with st.container(border=True):
         head, action = st.columns([6, 1])
