@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args) -> int:
     from .datasets import load_dataset
-    from .training import train
+    from .training import TrainingStopped, train
 
     config = Config(epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
                     learning_rate=args.learning_rate, architecture=args.architecture,
@@ -83,7 +83,11 @@ def run_train(args) -> int:
     table = load_dataset(args.data, args.format)
     if args.limit:
         table = table.sample(n=min(args.limit, len(table)), random_state=config.seed)
-    metrics = train(table, args.out, config, resume=args.resume)
+    try:
+        metrics = train(table, args.out, config, resume=args.resume)
+    except TrainingStopped as exc:  # Ctrl-C before any model was saved: exit as interrupted, but say so
+        print(f"error: {exc}", file=sys.stderr)
+        return 130
     print(f"done: {args.out}  test gender accuracy {metrics['gender_accuracy']:.4f}, age MAE {metrics['age_mae']:.2f} "
           f"on {metrics['n']} images" if metrics else f"done: {args.out}")
     return 0
