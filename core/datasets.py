@@ -38,7 +38,7 @@ UTKFACE_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$"
 COLUMNS = ["file", "path", "age", "gender", "race"]
 MAX_AGE = 116  # the oldest UTKFace label, and the last age the default model's age head predicts
 GENDER_WORDS = {"0": 0, "m": 0, "male": 0, "man": 0, "1": 1, "f": 1, "female": 1, "woman": 1}
-UNKNOWN_RACE = ("", "-1", "unknown", "nan")
+UNKNOWN_RACE = ("", "-1", "unknown")
 
 
 class DatasetError(ValueError):
@@ -93,11 +93,14 @@ def load_utkface(folder: str | Path) -> pd.DataFrame:
     folder = _existing_dir(folder)
     rows, skipped = [], []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
-        labels = parse_utkface_name(path.name)
-        if labels is None:
+        match = UTKFACE_NAME.match(path.name)
+        if not match:
             skipped.append((path.name, "file name is not {age}_{gender}_{race}_{datetime}.jpg"))
-        else:
-            rows.append((path.name, str(path), *labels))
+            continue
+        try:
+            rows.append((path.name, str(path), *parse_labels(*match.group(1, 2, 3))))
+        except ValueError as exc:  # e.g. an age over 116
+            skipped.append((path.name, str(exc)))
     return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"UTKFace folder {folder}")
 
 

@@ -254,7 +254,8 @@ def _with_saved_split(table: pd.DataFrame, run: Path) -> pd.DataFrame:
     if split is None:
         raise DatasetError(f"{run} has no {SPLIT_FILE}, so it cannot be resumed without a new split; "
                            f"train into a new folder instead")
-    table = table.assign(split=table["file"].map(split.set_index("file")["split"]))
+    saved = split.drop_duplicates("file").set_index("file")["split"]  # runs made before loaders dropped repeats
+    table = table.assign(split=table["file"].map(saved))
     unknown = table["split"].isna()
     if unknown.any():
         warnings.warn(f"{unknown.sum()} image(s) of the dataset are not in {run / SPLIT_FILE} and are left out "

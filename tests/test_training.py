@@ -79,7 +79,7 @@ def _stop_after(monkeypatch, epochs_done: int) -> None:
         if (len(history.read_text().splitlines()) - 1 if history.is_file() else 0) >= epochs_done:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(RunRecorder, "on_train_batch_end", on_train_batch_end, raising=False)
+    monkeypatch.setattr(RunRecorder, "on_train_batch_end", on_train_batch_end)
 
 
 def test_stop_before_the_first_epoch_says_so_and_resume_keeps_the_saved_settings(tmp_path, monkeypatch):
