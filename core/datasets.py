@@ -17,6 +17,7 @@ than guessed: a wrong guess would silently misread file names, and re-saving as 
 """
 from __future__ import annotations
 
+import codecs
 import io
 import math
 import os
@@ -302,6 +303,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     data = path.read_bytes()
     if not data.strip():
         raise DatasetError(f"{path} is empty")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text", Notepad's "Unicode"
+        raise DatasetError(f"{path} is UTF-16 text; save it as UTF-8 (in Excel: CSV UTF-8)")
     if b"\0" in data:
         raise DatasetError(f"{path} is not a CSV file (it holds binary data)")
     try:

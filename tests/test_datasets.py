@@ -214,6 +214,7 @@ def test_duplicated_label_rows_are_dropped_and_never_straddle_splits(tmp_path):
     ("file,age,gender\nJos\u00e9.png,30,1\n".encode("latin-1"),
      "labels.csv is not UTF-8 text (byte 0xe9 at position 19); save it as UTF-8 (in Excel: CSV UTF-8)"),
     (b'file,age,gender\n"p.png,30,1\n', "labels.csv is not a valid CSV file"),
+    ("file,age,gender\np.png,30,1\n".encode("utf-16"), "labels.csv is UTF-16 text; save it as UTF-8"),
 ])
 def test_unreadable_label_files_name_the_file(tmp_path, content, message):
     (tmp_path / "labels.csv").write_bytes(content)
