@@ -89,13 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args) -> int:
     from .datasets import load_dataset
-    from .training import train
+    from .training import TrainingStopped, train
 
     config = config_from_args(args)
     table = load_dataset(args.data, args.format)
     if args.limit:
         table = table.sample(n=min(args.limit, len(table)), random_state=config.seed)
-    metrics = train(table, args.out, config, resume=args.resume)
+    try:
+        metrics = train(table, args.out, config, resume=args.resume)
+    except TrainingStopped as exc:  # Ctrl-C before any model was saved: exit as interrupted, but say so
+        print(f"error: {exc}", file=sys.stderr)
+        return 130
     print(f"done: {args.out}  test gender accuracy {metrics['gender_accuracy']:.4f}, age MAE {metrics['age_mae']:.2f} "
           f"on {metrics['n']} images" if metrics else f"done: {args.out}")
     return 0

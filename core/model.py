@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -110,10 +113,33 @@ def export_litert(model: keras.Model, folder: Path) -> None:
     os.replace(partial, Path(folder) / LITERT_FILE)
 
 
+@contextmanager
+def _ctrl_c_deferred():
+    """Hold a Ctrl-C (SIGINT) until the block ends: a Stop pressed while a checkpoint is being
+    written (the LiteRT export takes seconds) must not leave model.keras without its export and
+    settings. Only the main thread can handle signals; elsewhere the block simply runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = signal.signal(signal.SIGINT, lambda *args: pending.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pending:
+            raise KeyboardInterrupt
+
+
 def save_model(model: keras.Model, folder: Path, config: Config) -> None:
-    """Write `model.keras` and its settings JSON into `folder`."""
+    """Write `model.keras`, its LiteRT export and its settings JSON into `folder`, together."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    with _ctrl_c_deferred():
+        _save_all(model, folder, config)
+
+
+def _save_all(model: keras.Model, folder: Path, config: Config) -> None:
     # An uncompiled twin sharing the layers: the file then holds weights only, no optimizer state.
     twin = keras.Model(model.inputs, model.output, name=model.name)
     save_atomically(twin, folder / MODEL_FILE)

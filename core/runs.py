@@ -16,6 +16,7 @@ MODEL_FILE = "model.keras"  # Keras weights of the best epoch (training, export,
 LITERT_FILE = "model.tflite"  # the same network for inference without TensorFlow
 SETTINGS_FILE = "model.json"  # input size, label conventions, the training Config
 LAST_FILE = "last.keras"  # the latest epoch, for --resume
+CONFIG_FILE = "config.json"  # the run's Config, written before the first epoch (what --resume continues)
 HISTORY_FILE = "history.csv"  # one row per finished epoch
 SPLIT_FILE = "split.csv"  # which image went to train / val / test
 LABELS_FILE = "labels.csv"  # the labels the run was trained on (for the Demographics page)

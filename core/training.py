@@ -3,14 +3,21 @@
 A run folder (`--out`) ends up holding everything the dashboard and evaluation need:
 `model.keras` + `model.json` (best epoch so far, written whenever validation improves, so an
 interrupted run keeps its best model), `last.keras` (for `--resume`), `history.csv` (one row per
-epoch, appended as training goes), `split.csv`, `labels.csv`, and after training the test-split
-`metrics.json` and `predictions.csv`.
+epoch, appended as training goes), `split.csv`, `labels.csv`, `config.json` (the run's settings,
+written before the first epoch), and after training the test-split `metrics.json` and
+`predictions.csv`.
+
+A resumed run keeps its saved settings and split whatever options are passed (only `epochs` may
+grow): a different image size or architecture cannot continue the saved weights, and a new split
+would put images the model has already trained on into its test set.
 """
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -24,9 +31,17 @@ import keras  # noqa: E402
 
 from .augment import augment_batch  # noqa: E402
 from .config import Config  # noqa: E402
-from .datasets import label_table, load_dataset, load_images, split_dataset  # noqa: E402
+from .datasets import DatasetError, label_table, load_dataset, load_images, read_split, split_dataset  # noqa: E402
 from .model import build_model, save_atomically, save_model  # noqa: E402
-from .runs import HISTORY_FILE, LABELS_FILE, LAST_FILE, SPLIT_FILE  # noqa: E402
+from .runs import (CONFIG_FILE, HISTORY_FILE, LABELS_FILE, LAST_FILE, MODEL_FILE, SETTINGS_FILE,  # noqa: E402
+                   SPLIT_FILE)
+
+STOPPED_EARLY = "training stopped before the first epoch finished: no model was saved; start again or --resume"
+
+
+class TrainingStopped(RuntimeError):
+    """Training was interrupted before any epoch finished, so the run folder holds no model."""
+
 
 HISTORY_COLUMNS = [
     "epoch", "loss", "gender_loss", "age_loss", "gender_accuracy", "age_mae",
@@ -150,18 +165,31 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     """Train a model on a dataset (path or loaded table) into the run folder `out`.
 
     Returns the test-split metrics (or an empty dict with `evaluate_test=False`). Ctrl-C stops
-    training early but keeps the best model and still evaluates it.
+    training early but keeps the best model and still evaluates it; before the first epoch has
+    finished there is no model, and it raises TrainingStopped saying so. `resume` continues the
+    run in `out` with its saved settings and split (see the module docstring).
     """
     config = config or Config()
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be at least 1 (got {config.epochs})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = data if isinstance(data, pd.DataFrame) else load_dataset(data, fmt)
     table = table.reset_index(drop=True)
-    table["split"] = split_dataset(table, config)
+    saved = saved_config(out) if resume else None
+    if saved is not None:
+        config = _keep_run_settings(saved, config)
+        table = _with_saved_split(table, out)
+    else:
+        if resume:
+            print(f"nothing to resume in {out}: starting a new run", flush=True)
+        table["split"] = split_dataset(table, config)
     images, ok = load_images(table, config.image_size)
     table, images = table[ok].reset_index(drop=True), images[ok]
-    table[["file", "split"]].to_csv(out / SPLIT_FILE, index=False)
-    label_table(table).to_csv(out / LABELS_FILE, index=False)
+    if saved is None:
+        table[["file", "split"]].to_csv(out / SPLIT_FILE, index=False)
+        label_table(table).to_csv(out / LABELS_FILE, index=False)
+        (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
 
     parts = {name: (table["split"] == name).to_numpy() for name in ("train", "val", "test")}
     if parts["train"].sum() == 0 or parts["val"].sum() == 0:
@@ -170,11 +198,14 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
                                     config, training=name == "train") for name, mask in parts.items()}
 
     initial_epoch = 0
-    if resume and (out / LAST_FILE).is_file() and (out / HISTORY_FILE).is_file():
+    if saved is not None and (out / LAST_FILE).is_file() and (out / HISTORY_FILE).is_file():
         model = keras.saving.load_model(out / LAST_FILE)
         initial_epoch = len(pd.read_csv(out / HISTORY_FILE))
         print(f"resuming {out} after epoch {initial_epoch}", flush=True)
     else:
+        if saved is not None:
+            print(f"{out} has no checkpoint (it stopped before its first epoch finished): training it "
+                  f"from epoch 1 with its saved settings and split", flush=True)
         (out / HISTORY_FILE).unlink(missing_ok=True)
         model = build_model(config)
         compile_model(model, config)
@@ -192,9 +223,46 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
                   shuffle=False)  # the pipeline shuffles; this silences Keras' warning that it cannot
     except KeyboardInterrupt:
+        if not (out / MODEL_FILE).is_file():
+            raise TrainingStopped(STOPPED_EARLY) from None
         print("interrupted: keeping the best model saved so far", flush=True)
     if not evaluate_test or parts["test"].sum() == 0:
         return {}
     from .evaluation import evaluate_run
 
     return evaluate_run(out, table[parts["test"]], images[parts["test"]])
+
+
+def saved_config(run: Path) -> Config | None:
+    """The Config a run folder was started with: its config.json, else (runs older than that file)
+    the one in its best model's settings; None for a folder where no run started."""
+    for name, key in ((CONFIG_FILE, None), (SETTINGS_FILE, "config")):
+        if (run / name).is_file():
+            settings = json.loads((run / name).read_text())
+            return Config.from_dict(settings[key] if key else settings)
+    return None
+
+
+def _keep_run_settings(saved: Config, asked: Config) -> Config:
+    """The saved settings with only `epochs` taken from `asked`; warns about each other value ignored."""
+    run, wanted = saved.to_dict(), asked.to_dict()
+    ignored = [f"{name}={value!r} (the run has {run[name]!r})" for name, value in wanted.items()
+               if name != "epochs" and value != run[name]]
+    if ignored:
+        warnings.warn(f"resuming with the run's saved settings; ignored: {', '.join(ignored)}", UserWarning, stacklevel=3)
+    return saved.replace(epochs=asked.epochs)
+
+
+def _with_saved_split(table: pd.DataFrame, run: Path) -> pd.DataFrame:
+    """`table` restricted to the run's split.csv, each row in its saved split (never drawn again)."""
+    split = read_split(run)
+    if split is None:
+        raise DatasetError(f"{run} has no {SPLIT_FILE}, so it cannot be resumed without a new split; "
+                           f"train into a new folder instead")
+    saved = split.drop_duplicates("file").set_index("file")["split"]  # runs made before loaders dropped repeats
+    table = table.assign(split=table["file"].map(saved))
+    unknown = table["split"].isna()
+    if unknown.any():
+        warnings.warn(f"{unknown.sum()} image(s) of the dataset are not in {run / SPLIT_FILE} and are left out "
+                      f"of the resumed run", UserWarning, stacklevel=3)
+    return table[~unknown].reset_index(drop=True)

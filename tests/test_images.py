@@ -1,5 +1,7 @@
-import os
 import io
+import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -87,3 +89,33 @@ def test_decode_image_reports_the_stored_size_of_a_downscaled_jpeg():
     image, stored_side = decode_image(buffer.getvalue(), max_side=300)
     assert stored_side == 1200
     assert max(image.shape[:2]) < 1200 and image.shape[1] / image.shape[0] == pytest.approx(1.5, abs=0.01)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height (the pixel data is cut short): what a
+    decoder sees of a huge image before it spends memory on it."""
+    data = bytearray(_png(np.zeros((8, 8), np.uint8)))
+    data[16:24] = struct.pack(">II", width, height)  # IHDR fields, after signature + chunk head
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("width, height", [
+    (9000, 9000),  # 81 megapixels: over our cap, under Pillow's
+    (9500, 9500),  # 90 megapixels: Pillow warns of a decompression bomb
+    (20000, 20000),  # 400 megapixels: Pillow raises DecompressionBombError
+])
+def test_too_large_images_say_their_size_in_every_path(tmp_path, width, height):
+    with pytest.raises(ImageError) as info:
+        load_image(_png_claiming(width, height))
+    assert str(info.value) == f"image too large ({width} x {height}, over 80 megapixels)"
+    (tmp_path / "huge.png").write_bytes(_png_claiming(width, height))
+    with pytest.raises(ImageError, match=rf"^image too large \({width} x {height}, over 80 megapixels\)$"):
+        load_image(tmp_path / "huge.png")
+
+
+def test_a_folder_is_not_an_image_file(tmp_path):
+    (tmp_path / "photos.jpg").mkdir()
+    with pytest.raises(ImageError) as info:
+        load_image(tmp_path / "photos.jpg")
+    assert str(info.value) == "is a folder, not an image file"

@@ -7,7 +7,7 @@ import pytest
 from core.config import Config
 from core.inference import Predictor
 from core.model import build_model, save_model
-from core.training import HISTORY_COLUMNS, cosine_schedule, train
+from core.training import HISTORY_COLUMNS, HISTORY_FILE, RunRecorder, TrainingStopped, cosine_schedule, train
 from tests.helpers import write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=5, batch_size=16, learning_rate=3e-3, augment=True,
@@ -49,7 +49,7 @@ def test_run_folder_holds_a_loadable_model_and_its_test_results(run):
     assert settings["input"]["size"] == 32 and settings["genders"] == ["male", "female"]
 
 
-def test_resume_continues_from_the_last_epoch(run, tmp_path):
+def test_resume_continues_from_the_last_epoch_with_the_runs_settings_and_split(run, tmp_path):
     import shutil
 
     out, _ = run
@@ -57,8 +57,70 @@ def test_resume_continues_from_the_last_epoch(run, tmp_path):
     shutil.copytree(out, copy)
     data = copy.parent / "data"
     write_utkface_folder(data, n=80)
-    train(data, copy, CONFIG.replace(epochs=6), resume=True, evaluate_test=False)
+    other = CONFIG.replace(epochs=6, image_size=48, seed=1, test_fraction=0.5)
+    with pytest.warns(UserWarning, match=r"ignored: image_size=48 \(the run has 32\), test_fraction=0.5 \(the run has 0.2\), "
+                                         r"seed=1 \(the run has 42\)$"):
+        train(data, copy, other, resume=True, evaluate_test=False)
     assert pd.read_csv(copy / "history.csv")["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert (copy / "split.csv").read_text() == (out / "split.csv").read_text()
+    assert json.loads((copy / "model.json").read_text())["config"]["image_size"] == 32
+
+
+def test_zero_epochs_is_refused_before_anything_is_loaded(tmp_path):
+    with pytest.raises(ValueError, match=r"^epochs must be at least 1 \(got 0\)$"):
+        train(tmp_path / "no-such-dataset", tmp_path / "run", CONFIG.replace(epochs=0))
+    assert not (tmp_path / "run").exists()
+
+
+def _stop_after(monkeypatch, epochs_done: int) -> None:
+    """Make training see Ctrl-C (the dashboard's Stop) in the first batch after `epochs_done` epochs."""
+    def on_train_batch_end(self, batch, logs=None):
+        history = self.out / HISTORY_FILE
+        if (len(history.read_text().splitlines()) - 1 if history.is_file() else 0) >= epochs_done:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunRecorder, "on_train_batch_end", on_train_batch_end)
+
+
+def test_stop_before_the_first_epoch_says_so_and_resume_keeps_the_saved_settings(tmp_path, monkeypatch):
+    write_utkface_folder(tmp_path / "data", n=40)
+    out = tmp_path / "run"
+    _stop_after(monkeypatch, 0)
+    with pytest.raises(TrainingStopped, match="^training stopped before the first epoch finished: no model was saved; "
+                                              "start again or --resume$"):
+        train(tmp_path / "data", out, CONFIG.replace(epochs=2))
+    assert not (out / "model.keras").exists()
+    split = (out / "split.csv").read_text()
+    monkeypatch.undo()  # the run was killed before any checkpoint: --resume trains it from epoch 1, same split
+    with pytest.warns(UserWarning, match=r"image_size=48 \(the run has 32\)"):
+        train(tmp_path / "data", out, CONFIG.replace(epochs=1, image_size=48), resume=True, evaluate_test=False)
+    assert (out / "split.csv").read_text() == split
+    assert json.loads((out / "model.json").read_text())["config"]["image_size"] == 32
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1]
+
+
+def test_stop_after_an_epoch_keeps_and_scores_the_best_model(tmp_path, monkeypatch):
+    write_utkface_folder(tmp_path / "data", n=40)
+    out = tmp_path / "run"
+    _stop_after(monkeypatch, 1)
+    metrics = train(tmp_path / "data", out, CONFIG.replace(epochs=3))
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1]
+    assert (out / "model.keras").is_file() and metrics["n"] == len(pd.read_csv(out / "predictions.csv")) > 0
+
+
+def test_cli_train_explains_a_stop_before_the_first_epoch(tmp_path, monkeypatch, capsys):
+    from core import cli, training
+
+    def stopped(*args, **kwargs):
+        raise TrainingStopped(training.STOPPED_EARLY)
+
+    write_utkface_folder(tmp_path / "data", n=4)
+    monkeypatch.setattr(training, "train", stopped)
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {training.STOPPED_EARLY}"
+    monkeypatch.undo()
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "0"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: epochs must be at least 1 (got 0)"
 
 
 def test_cosine_schedule_warms_up_then_decays():
