@@ -6,7 +6,7 @@ import pytest
 
 from core.config import Config
 from core.inference import Predictor
-from core.model import build_model, save_model
+from core.model import build_model, load_model, save_model
 from core.training import HISTORY_COLUMNS, HISTORY_FILE, RunRecorder, TrainingStopped, cosine_schedule, train
 from tests.helpers import write_utkface_folder
 
@@ -151,7 +151,8 @@ def test_mobilenetv2_option_saves_loads_and_predicts_like_the_trained_model(tmp_
     expected = model(crops.astype("float32"), training=False)
     predictor = Predictor(tmp_path, flip_tta=False)
     assert predictor.config.architecture == "mobilenetv2" and predictor.config.alpha == 0.35
-    backbone = next(layer for layer in predictor.model.layers if layer.name.startswith("mobilenetv2"))
+    loaded, _ = load_model(tmp_path)
+    backbone = next(layer for layer in loaded.layers if layer.name.startswith("mobilenetv2"))
     momenta = {layer.momentum for layer in backbone.layers if layer.__class__.__name__ == "BatchNormalization"}
     assert momenta == {0.99}  # not Keras' fine-tuning value 0.999, which breaks training from scratch
     ages, p_female = predictor.predict_arrays(crops)
