@@ -18,16 +18,17 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops  # noqa: E402
+from core.analysis import FaceAnalyzer  # noqa: E402
 from core.batch import analyze_folder  # noqa: E402
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, Config  # noqa: E402
 from core.faces import FaceDetector  # noqa: E402
 from core.images import load_image  # noqa: E402
 from core.inference import Predictor  # noqa: E402
+from core.runs import LITERT_FILE  # noqa: E402
 
 
 def main() -> None:
@@ -38,12 +39,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp) / "photos", args.images)
         model_dir, model_kind = model_folder(Path(tmp) / "model")
-        predictor, detector = Predictor(model_dir), FaceDetector()
-        analyze_folder(photos, predictor, detector)  # warm-up: traces the model, loads caches
+        analyzer = FaceAnalyzer(Predictor(model_dir), FaceDetector())
+        analyze_folder(photos, analyzer)  # warm-up: loads caches
         rates, cpu_ms, found = [], [], 0.0
         for run in range(args.runs):
             start, cpu_start = time.perf_counter(), time.process_time()
-            table = analyze_folder(photos, predictor, detector)
+            table = analyze_folder(photos, analyzer)
             rates.append(args.images / (time.perf_counter() - start))
             cpu_ms.append((time.process_time() - cpu_start) * 1000 / args.images)
             found = (table["status"] == "ok").groupby(table["file"]).any().mean()
@@ -69,7 +70,7 @@ def make_photos(folder: Path, count: int) -> Path:
 
 
 def model_folder(scratch: Path) -> tuple[Path, str]:
-    if (DEFAULT_MODEL_DIR / "model.keras").is_file():
+    if (DEFAULT_MODEL_DIR / LITERT_FILE).is_file():
         return DEFAULT_MODEL_DIR, "models/default"
     from core.model import build_model, save_model
 

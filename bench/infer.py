@@ -1,4 +1,4 @@
-"""Inference speed of the Predictor on aligned 200x200 face crops.
+"""Inference speed of the Predictor (LiteRT, or `--engine keras`) on aligned 200x200 face crops.
 
 Times resizing + the model (with its flip averaging) on batches of decoded crops, several runs,
 and prints the median. Last line: JSON with crops_per_s, batch_size, flip_tta, runs, load_s.
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR  # noqa: E402
 from core.images import load_image  # noqa: E402
-from core.inference import Predictor  # noqa: E402
+from core.inference import ENGINES, Predictor  # noqa: E402
 
 
 def crops(n: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def crops(n: int) -> np.ndarray:
 
 def crops_per_second(predictor: Predictor, batch: np.ndarray, runs: int, verbose: bool = False) -> float:
     """Median rate of prepare + predict over `runs` passes of `batch` (after one warm-up pass)."""
-    predictor.predict_arrays(predictor.prepare(list(batch)))  # trace the graph once
+    predictor.predict_arrays(predictor.prepare(list(batch)))  # warm-up pass
     rates = []
     for run in range(runs):
         started = time.perf_counter()
@@ -50,14 +50,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-flip", action="store_true", help="without the mirror-image averaging (2x faster)")
+    parser.add_argument("--engine", choices=ENGINES, default="litert", help="LiteRT export (default) or the Keras model")
     args = parser.parse_args()
 
     started = time.perf_counter()
-    predictor = Predictor(args.model, batch_size=args.batch_size, flip_tta=False if args.no_flip else None)
+    predictor = Predictor(args.model, batch_size=args.batch_size, flip_tta=False if args.no_flip else None,
+                          engine=args.engine)
     load_s = time.perf_counter() - started
     rate = crops_per_second(predictor, crops(args.batch_size), args.runs, verbose=True)
     print(json.dumps({"crops_per_s": round(rate, 1), "batch_size": args.batch_size,
-                      "flip_tta": predictor.flip_tta, "runs": args.runs, "load_s": round(load_s, 2), "model": args.model}))
+                      "flip_tta": predictor.flip_tta, "engine": args.engine, "runs": args.runs, "load_s": round(load_s, 2), "model": args.model}))
 
 
 if __name__ == "__main__":

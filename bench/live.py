@@ -22,7 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
@@ -48,16 +47,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_predictor(model_dir: Path, scratch: Path):
     """The model to time, and how to name it: the shipped one, or an untrained stand-in."""
     from core.inference import Predictor
-    from core.model import build_model, save_model
+    from core.runs import LITERT_FILE
 
-    if (model_dir / "model.keras").is_file():
+    if (model_dir / LITERT_FILE).is_file():
         return Predictor(model_dir), str(model_dir)
+    from core.model import build_model, save_model  # TensorFlow, only to make the stand-in
+
     config = Config()
     save_model(build_model(config), scratch, config)
     return Predictor(scratch), "untrained stand-in (default Config architecture)"
 
 
 def run(args: argparse.Namespace) -> dict:
+    from core.analysis import FaceAnalyzer
+    from core.faces import FaceDetector
     from core.live import FrameProcessor, LiveSettings
 
     if not args.dataset.is_dir():
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> dict:
         settings = LiveSettings()
         if args.detect_every:
             settings = LiveSettings(detect_every=args.detect_every)
-        processor = FrameProcessor(predictor, settings)
+        processor = FrameProcessor(FaceAnalyzer(predictor, FaceDetector(full_range="never")), settings)
         times, cpu, found, shown = [], [], [], []
         for index, (frame, placed) in enumerate(scene(faces, total, appear_every=max(1, total // 6), seed=args.seed)):
             start, start_cpu = time.perf_counter(), time.process_time()

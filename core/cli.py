@@ -176,14 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         return cli_main(argv[1:])
     args = build_parser().parse_args(argv)
     warnings.simplefilter("default")
-    from .datasets import DatasetError
-    from .images import ImageError
     from .runs import ModelError
 
     runners = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "export": run_export}
     try:
         return runners[args.command](args)
-    except (DatasetError, ModelError, ImageError, ValueError, OSError) as exc:
+    except (ModelError, ValueError, OSError) as exc:  # DatasetError and ImageError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
