@@ -78,7 +78,7 @@ class _KerasNet:
         self._model, _ = load_model(folder)
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self._model(images, training=False)
+        out = self._model([images], training=False)
         return np.asarray(out["age"]), np.asarray(out["gender"])[:, 0]
 
 
