@@ -14,11 +14,10 @@ from typing import Protocol, Sequence, Union
 
 import numpy as np
 
-from .config import gender_of
 from .faces import Face, align_face, fit_within
 from .geometry import as_rgb_uint8
 from .images import ImageError, ImageSource, decode_image, resize_square
-from .inference import Prediction, Predictor
+from .inference import GenderReadout, Prediction, Predictor
 
 WORK_SIDE = 1600  # photos are analysed at most this large: plenty for faces, bounded in memory
 Photo = Union[ImageSource, np.ndarray]
@@ -31,7 +30,7 @@ class Detector(Protocol):
 
 
 @dataclass(frozen=True)
-class FaceResult:
+class FaceResult(GenderReadout):
     """One face in a photo or frame: where it is and what the model says about it.
 
     `number` counts faces from 1 in the order they are reported (by detection score; in live
@@ -48,14 +47,6 @@ class FaceResult:
     right_eye: tuple[float, float] | None
     age: float
     p_female: float
-
-    @property
-    def gender(self) -> str:
-        return gender_of(self.p_female)
-
-    @property
-    def gender_confidence(self) -> float:
-        return max(self.p_female, 1.0 - self.p_female)
 
     @property
     def age_years(self) -> int:

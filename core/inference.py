@@ -26,11 +26,9 @@ Crop = Union[np.ndarray, str, Path, bytes]
 ENGINES = ("litert", "keras")
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The model's answer for one face crop."""
+class GenderReadout:
+    """The gender and its confidence for anything with a `p_female` (predictions, results)."""
 
-    age: float
     p_female: float
 
     @property
@@ -40,6 +38,14 @@ class Prediction:
     @property
     def gender_confidence(self) -> float:
         return max(self.p_female, 1.0 - self.p_female)
+
+
+@dataclass(frozen=True)
+class Prediction(GenderReadout):
+    """The model's answer for one face crop."""
+
+    age: float
+    p_female: float
 
 
 class _LiteRtNet:
