@@ -312,3 +312,15 @@ def test_page_reports_a_failing_frame_and_keeps_the_video(page, monkeypatch):
     page.run()
     assert any("model exploded" in e.value for e in page.error)
     assert len(page.outputs) == 8 and page.outputs[0].width == 640  # frames pass through unchanged
+
+
+def test_stopping_the_stream_clears_faces_speed_and_tally(page):
+    page.run()
+    assert metric(page, "Faces in view") == "2"
+    page.session_state["live_streaming"] = True  # as if the last run was streaming and STOP was pressed
+    page.run()
+    assert not page.exception
+    assert not [m for m in page.metric if m.label in ("Faces in view", "Frames per second", "People seen")]
+    assert any(i.value.startswith("Stopped.") for i in page.info)
+    stats = page.session_state["live_processor"].stats()
+    assert (stats.frames, stats.people, stats.faces) == (0, 0, ())

@@ -178,21 +178,30 @@ def take_latest(results: queue.Queue) -> float | None:
     return received_at
 
 
-def render(result, show_probabilities: bool) -> None:
+def render(result, show_probabilities: bool, stopped: bool = False) -> None:
     if isinstance(result, Exception):
         st.error(f"Processing a frame failed: {result}")
     elif result is not None:
         show_stats(result, show_probabilities)
+    elif stopped:
+        st.info("Stopped. Press START to look again: faces in view, speed and the tally start anew.")
     else:
-        st.caption("Press START and allow the camera: faces get a box with age and gender.")
+        st.caption("Press START and allow the camera: faces get a numbered box with age and gender.")
+
+
+def forget_stream(processor: FrameProcessor, results: queue.Queue) -> None:
+    """The stream stopped: drop its faces, speed and tally, so the page shows nothing stale."""
+    processor.reset()
+    while take_latest(results) is not None:
+        pass
+    st.session_state.live_latest = None
 
 
 def follow_stream(ctx, results: queue.Queue, show_probabilities: bool) -> None:
     """Redraw the panel from the callback's results until the stream stops.
 
     A loop inside this script run, not a timed fragment: Streamlit cleans up after every run
-    (a full garbage collection and `keras.backend.clear_session()`, together around a second
-    of CPU with TensorFlow loaded), which would stall the video if it happened twice a second.
+    (a full garbage collection), which would stall the video if it happened twice a second.
     Stopping the stream or touching a widget reruns the page, which ends this loop."""
     panel = st.empty()
     last_frame = time.monotonic()
@@ -224,7 +233,11 @@ def main() -> None:
         translations=TRANSLATIONS,
     )
     if ctx.state.playing or ctx.state.signalling:
+        st.session_state.live_streaming = True
         follow_stream(ctx, results, show_probabilities)
+    elif st.session_state.pop("live_streaming", False):  # the previous run was streaming: STOP
+        forget_stream(processor, results)
+        render(None, show_probabilities, stopped=True)
     else:
         take_latest(results)
         render(st.session_state.live_latest, show_probabilities)
