@@ -7,21 +7,13 @@ Skips when chromium or chromedriver are not installed.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from core.config import PROJECT_ROOT
+from _browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server, wait_until_idle
 from test_dashboard import group_photo, run_dir  # noqa: F401  (run_dir: the shared run-folder fixture)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")
 
@@ -30,51 +22,16 @@ PAGES = [("", "Demographics", 5), ("training", "Training", 3), ("evaluation", "E
          ("photo", "Single photo", 0), ("batch", "Batch analysis", 0), ("live", "Live camera", 0)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(run_dir, tmp_path_factory):  # noqa: F811
-    port = _free_port()
-    env = {**os.environ, "AGE_GENDER_MODEL_DIR": str(run_dir),
-           "AGE_GENDER_RUNS_DIR": str(tmp_path_factory.mktemp("runs"))}
-    log = (tmp_path_factory.mktemp("server") / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
-         "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start: {Path(log.name).read_text()[-2000:]}")
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    env = {"AGE_GENDER_MODEL_DIR": str(run_dir), "AGE_GENDER_RUNS_DIR": str(tmp_path_factory.mktemp("runs"))}
+    with dashboard_server(env, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1500,2200", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
 
@@ -84,24 +41,6 @@ def screenshots(tmp_path_factory) -> Path:
     folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def wait_until_idle(driver, timeout: float = 60) -> None:
-    """Until the script run is over and the page stopped changing (charts drawn)."""
-    deadline = time.monotonic() + timeout
-    quiet_since = None
-    while time.monotonic() < deadline:
-        state = driver.execute_script(
-            "const app = document.querySelector('[data-testid=stApp]');"
-            "return app && app.getAttribute('data-test-script-state');")
-        if state == "notRunning":
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 1.5:
-                return
-        else:
-            quiet_since = None
-        time.sleep(0.25)
-    raise AssertionError(f"page still running after {timeout} s")
 
 
 def test_a_deep_link_on_a_fresh_server_opens_inside_the_app(server, browser):

@@ -5,28 +5,20 @@ frames that came back. Skips without /usr/bin/chromium, /usr/bin/chromedriver or
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from _browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server
 from _video_fixtures import pick_faces, scene, write_y4m
 from core.config import PROJECT_ROOT
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 PAGE = PROJECT_ROOT / "dashboard" / "views" / "live.py"
 DEADLINE = 75  # seconds for the whole browser session, server start included
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-    reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)",
-)
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")
 
 
 @pytest.fixture
@@ -36,43 +28,13 @@ def fake_camera(utkface_dir, tmp_path) -> Path:
     return write_y4m(frames + frames[::-1], tmp_path / "camera.y4m", fps=15)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(tiny_model_dir, tmp_path):
-    """The live page alone, served by Streamlit on a free port; its URL once it answers.
-
-    Started before the browser fixture and waited for inside the test, so the two boot in
-    parallel (both are slow on two busy cores)."""
-    port = free_port()
-    env = {**os.environ, "AGE_GENDER_MODEL_DIR": str(tiny_model_dir), "WEBRTC_ICE_SERVERS": "[]"}
-    log = open(tmp_path / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PAGE), "--server.headless=true", f"--server.port={port}",
-         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        print((tmp_path / "streamlit.log").read_text()[-3000:])  # shown by pytest on failure
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    """The live page alone, served by Streamlit on a free port: its URL once it answers."""
+    env = {"AGE_GENDER_MODEL_DIR": str(tiny_model_dir), "WEBRTC_ICE_SERVERS": "[]"}
+    with dashboard_server(env, tmp_path / "streamlit.log", script=PAGE) as url:
+        yield url
+    print((tmp_path / "streamlit.log").read_text()[-3000:])  # shown by pytest on failure
 
 
 def wait_until(condition, seconds: float, message: str):
@@ -87,18 +49,10 @@ def wait_until(condition, seconds: float, message: str):
 
 @pytest.fixture
 def browser(fake_camera, tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1400",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-video-capture={fake_camera}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    pytest.importorskip("selenium.webdriver")
+    driver = chromium(tmp_path / "chromium-profile", 1280, 1400,
+                      ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                       f"--use-file-for-fake-video-capture={fake_camera}"))
     driver.set_page_load_timeout(30)
     try:
         yield driver
@@ -123,8 +77,7 @@ def test_fake_camera_frames_come_back_annotated_with_faces(server, browser):
     from selenium.webdriver.common.by import By
 
     start = time.monotonic()
-    wait_until(lambda: _healthy(server), 30, "Streamlit did not start")
-    browser.get(f"http://127.0.0.1:{server}")
+    browser.get(server)
     component = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, 'iframe[title*="webrtc"]'),
                            40, "the WebRTC component did not appear (model load or page error?)")[0]
     browser.switch_to.frame(component)
