@@ -7,12 +7,15 @@ training did.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
-DEFAULT_DATASET_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "UTKFace"
+# The UTKFace folder the dashboard suggests and takes sample faces from; $AGE_GENDER_DATASET_DIR
+# points elsewhere (docs/screenshots.py points it at nothing, so no dataset face is pictured).
+DEFAULT_DATASET_DIR = Path(os.environ.get("AGE_GENDER_DATASET_DIR") or PROJECT_ROOT.parent / "shared" / "datasets" / "UTKFace")
 
 GENDERS = ("male", "female")  # index = UTKFace gender code
 RACES = ("White", "Black", "Asian", "Indian", "Others")  # index = UTKFace race code

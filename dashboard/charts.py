@@ -31,17 +31,17 @@ CATEGORY_ORDERS = {"gender": list(GENDERS), "gender_true": list(GENDERS), "race"
 RUN_COLORS = px.colors.qualitative.D3
 NEUTRAL = "#8C8C8C"
 
-# The legend goes below the plot and the (short, horizontal) modebar stays in the top margin
-# next to the title: nothing the modebar can cover, in any column width.
+# The legend goes below the plot, the title top left, and the modebar stands upright in a right
+# margin of its own: in a narrow column a horizontal modebar ran into the title ("Race").
 LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0, title_text="")
-MODEBAR = dict(orientation="h", remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"])
-TOP_MARGIN = 70
+MODEBAR = dict(orientation="v", remove=["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"])
+TOP_MARGIN, MODEBAR_MARGIN = 50, 40
 BAR_HEADROOM = 1.25
 
 
 def _finish(fig: go.Figure, title: str) -> go.Figure:
     """The layout every builder shares: title, legend and modebar kept apart."""
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), margin=dict(l=10, r=10, t=TOP_MARGIN, b=10),
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), margin=dict(l=10, r=MODEBAR_MARGIN, t=TOP_MARGIN, b=10),
                       legend=LEGEND_BELOW, modebar=MODEBAR)
     return fig
 

@@ -229,9 +229,9 @@ def _every_builder(faces, predictions) -> list:
 def test_no_legend_sits_under_the_modebar(faces, predictions):
     for fig in _every_builder(faces, predictions):
         layout = fig.layout
-        # the legend below the plot and across it; the modebar alone in the top margin, the title left
+        # the legend below the plot and across it; the modebar upright in its own right margin, the title left
         assert (layout.legend.orientation, layout.legend.yanchor) == ("h", "top") and layout.legend.y < 0
-        assert layout.modebar.orientation == "h" and layout.margin.t >= 60
+        assert layout.modebar.orientation == "v" and layout.margin.r >= 35 and layout.margin.t >= 40
         assert (layout.title.x, layout.title.xanchor) == (0, "left")
 
 

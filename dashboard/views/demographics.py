@@ -7,7 +7,6 @@ from core.config import GENDERS
 from dashboard import charts, components, state, tables
 
 SAMPLE_FACES = 18
-FILTER_WIDTHS = (2, 2, 3)  # age, gender, race: at 1/5 of the page the gender chips read "fema…"
 
 st.title("Demographics")
 raw, source = components.dataset_table()
@@ -15,12 +14,12 @@ faces = tables.named(raw)
 
 scope = f"{source.kind}:{source.path}"  # filters start afresh for each dataset
 with st.container(border=True):
-    left, middle, right = st.columns(FILTER_WIDTHS)
+    left, right = st.columns(2)  # half a row each: at narrower columns the gender chips read "fema…"
     youngest, oldest = int(faces["age"].min()), max(int(faces["age"].max()), int(faces["age"].min()) + 1)
     ages = left.slider("Age range", youngest, oldest, (youngest, oldest), key=f"demo_ages:{scope}")
-    genders = middle.multiselect("Gender", GENDERS, default=list(GENDERS), key=f"demo_genders:{scope}")
+    genders = right.multiselect("Gender", GENDERS, default=list(GENDERS), key=f"demo_genders:{scope}")
     present = [race for race in tables.RACE_NAMES if race in set(faces["race"])]
-    races = right.multiselect("Race", present, default=present, key=f"demo_races:{scope}")
+    races = st.multiselect("Race", present, default=present, key=f"demo_races:{scope}")
 shown = tables.filter_faces(faces, ages, genders, races)
 
 columns = st.columns(4)
@@ -32,15 +31,16 @@ columns[1].metric("Female", f"{(shown['gender'] == 'female').mean():.1%}")
 columns[2].metric("Median age", f"{shown['age'].median():.0f}")
 columns[3].metric("Age range", f"{shown['age'].min()}-{shown['age'].max()}")
 
-left, middle, right = st.columns([2, 1, 1])
+# Two charts a row at most: in a 800 px window three columns squeezed the donuts out of their frames.
+left, right = st.columns(2)
 left.plotly_chart(charts.histogram(shown, "age", "Age by gender", color="gender", x_title="age (years)"),
                   key="demo_age_histogram")
-middle.plotly_chart(charts.share(shown, "gender", "Gender"), key="demo_gender_share")
-right.plotly_chart(charts.share(shown, "race", "Race"), key="demo_race_share")
+right.plotly_chart(charts.pyramid(shown, "Age-gender pyramid"), key="demo_pyramid")
 left, right = st.columns(2)
-left.plotly_chart(charts.pyramid(shown, "Age-gender pyramid"), key="demo_pyramid")
+left.plotly_chart(charts.share(shown, "gender", "Gender"), key="demo_gender_share")
+right.plotly_chart(charts.share(shown, "race", "Race"), key="demo_race_share")
 grid = tables.counts(shown, "age_band", "race", tables.bands_within(ages), [r for r in present if r in races])
-right.plotly_chart(charts.heatmap(grid, "Age band x race", "race", "age band"), key="demo_band_race")
+st.plotly_chart(charts.heatmap(grid, "Age band x race", "race", "age band"), key="demo_band_race")
 
 st.subheader("Sample faces")
 sample = shown.sample(n=min(SAMPLE_FACES, len(shown)), random_state=st.session_state.get("demo_seed", 0))
