@@ -125,6 +125,7 @@ def heatmap(grid: pd.DataFrame, title: str, x_title: str, y_title: str, row_shar
                     zmin=0, zmax=1 if row_share else None, color_continuous_scale="Blues", labels=dict(x=x_title, y=y_title,
                                                                 color="share of row" if row_share else "count"))
     fig.update_traces(text=text, texttemplate="%{text}")
+    fig.update_layout(coloraxis_showscale=False)  # the cells say their numbers; a colour bar only crowds the modebar
     fig.update_xaxes(side="bottom", type="category")
     fig.update_yaxes(type="category")
     return _finish(fig, title)

@@ -65,7 +65,7 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
 
 
 def show(metrics: dict, predictions: pd.DataFrame) -> None:
-    row = st.columns(6)
+    row = [*st.columns(3), *st.columns(3)]  # three a row: six in one row were cut to "2,…" at 800 px
     row[0].metric("Faces", f"{metrics['n']:,}")
     row[1].metric("Gender accuracy", f"{metrics['gender_accuracy']:.1%}")
     row[2].metric("Age MAE (years)", f"{metrics['age_mae']:.2f}")
