@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv[1:])
     args = build_parser().parse_args(argv)
-    warnings.simplefilter("default")
+    warnings.simplefilter("ignore", DeprecationWarning)  # libraries' deprecations are not the user's business
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
     from .runs import ModelError
 
     runners = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "export": run_export}
