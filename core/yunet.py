@@ -1,0 +1,85 @@
+"""YuNet face detector: OpenCV Zoo's 2023mar model (int8 block-quantized, 0.12 MB), run by
+`cv2.FaceDetectorYN` from the pinned opencv-python-headless.
+
+Why it replaces BlazeFace for photos: it finds faces turned far from the camera and small ones
+that the BlazeFace pipeline misses (bench/detection.py has the figures), at a cost that still
+allows tens of photos per second on two cores. The weights ship in core/weights/ (MIT, see
+NOTICE.md there), so nothing is downloaded at run time.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .faces import Face, _as_rgb_uint8, _distinct, _to_faces, fit_within
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "face_detection_yunet_2023mar_int8bq.onnx"
+MIN_SCORE = 0.6  # chosen on generated face-free images, see bench/detection.py
+WORK_SIDE = 1280  # larger images are shrunk to this longer side first (speed; see bench)
+_NMS_IOU = 0.3  # OpenCV's default for YuNet
+_TOP_K = 5000  # candidates kept before NMS (OpenCV's default)
+_MIN_SIDE = 10  # YuNet finds faces from about 10 px: a narrower image cannot hold one
+_LARGEST_FACE = 300  # px: about the largest face YuNet finds reliably (see detect)
+
+
+class YuNetDetector:
+    """YuNet on RGB uint8 images of any size (gray and RGBA are converted); `detect` is
+    thread-safe: a cv2.FaceDetectorYN keeps per-call state (input size, threshold), so every
+    thread gets its own instance, made on its first call (a few ms, the model is 0.12 MB)."""
+
+    def __init__(self, min_score: float = MIN_SCORE, work_side: int = WORK_SIDE):
+        if not WEIGHTS.is_file():
+            raise RuntimeError(f"YuNet weights missing: {WEIGHTS}")
+        self.min_score = min_score
+        self.work_side = work_side
+        self._local = threading.local()
+
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Face]:
+        """Faces in the image's own pixel coordinates, best score first, each with YuNet's five
+        landmarks; [] for empty, tiny or malformed images. `min_score` overrides the
+        detector's threshold for this call.
+
+        YuNet was trained on faces of about 10-300 px: on a 640x480 photo it finds a face 330 px
+        high 28 times in 30 but one 470 px high only 14 times. So images whose working size can
+        hold a face that large get a second pass at half that size, which sees close-ups at a
+        size it knows; where both passes find a face, the full-size detection is kept."""
+        rgb = _as_rgb_uint8(image)
+        if rgb is None:
+            return []
+        score = self.min_score if min_score is None else min_score
+        side = min(max(rgb.shape[:2]), self.work_side)
+        faces = self._found(rgb, side, score)
+        if min(rgb.shape[:2]) * side / max(rgb.shape[:2]) > _LARGEST_FACE:
+            faces = _distinct(faces + self._found(rgb, side // 2, score))
+        return sorted(faces, key=lambda face: -face.score)
+
+    def _found(self, rgb: np.ndarray, side: int, min_score: float) -> list[Face]:
+        """Faces YuNet finds on the image resized to `side` px on its longer side, mapped back
+        to the image's pixels, best first."""
+        work = fit_within(rgb, side) if side != max(rgb.shape[:2]) else rgb
+        if min(work.shape[:2]) < _MIN_SIDE:
+            return []
+        net = self._net()
+        net.setInputSize((work.shape[1], work.shape[0]))
+        net.setScoreThreshold(min_score)
+        _, found = net.detect(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
+        if found is None:
+            return []
+        found = found[np.argsort(-found[:, 14])]
+        # pixel centres: working pixel p covers original pixels (p + 0.5) * scale - 0.5
+        scale = np.array([rgb.shape[1] / work.shape[1], rgb.shape[0] / work.shape[0]])
+        points = (found[:, 4:14].reshape(-1, 5, 2) + 0.5) * scale - 0.5
+        corners = found[:, :4].reshape(-1, 2, 2)
+        corners[:, 1] += corners[:, 0]  # x, y, w, h -> x0, y0, x1, y1
+        boxes = (corners * scale).reshape(-1, 4)
+        return _to_faces(boxes, points, found[:, 14], rgb.shape, landmarks=True)
+
+    def _net(self):
+        net = getattr(self._local, "net", None)
+        if net is None:
+            net = cv2.FaceDetectorYN.create(str(WEIGHTS), "", (320, 320), self.min_score, _NMS_IOU, _TOP_K)
+            self._local.net = net
+        return net
