@@ -13,9 +13,19 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core.faces import align_face
+from core.faces import Face, align_face, alignment_matrix
 from core.images import load_image
 
+# Crop-pixel points spread over the face, to measure how far alignment moves them.
+PROBES = np.array([[x, y, 1.0] for x in (50, 100, 150) for y in (50, 100, 150)])
+
+
+def alignment_error(face: Face, crop_to_photo: np.ndarray) -> float:
+    """Largest displacement (in 200 px crop pixels) between the original crop and the crop
+    recovered from the photo: 0 when the alignment undoes the pasting exactly."""
+    photo_to_crop = alignment_matrix(face, 200)
+    round_trip = photo_to_crop @ np.vstack([crop_to_photo, [0, 0, 1]])
+    return float(np.abs(PROBES @ round_trip.T - PROBES[:, :2]).max())
 
 
 def utk_crops(folder: Path, count: int, gender: int | None = None, min_age: int = 18,
