@@ -9,12 +9,14 @@ NOTICE.md there), so nothing is downloaded at run time.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .faces import Face, _as_rgb_uint8, _distinct, _to_faces, fit_within
+from .faces import (CROP_SIZE, YUNET_TEMPLATE, Face, _as_rgb_uint8, _distinct, _to_faces, align_face,
+                    alignment_matrix, fit_within)
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "face_detection_yunet_2023mar_int8bq.onnx"
 MIN_SCORE = 0.6  # chosen on generated face-free images, see bench/detection.py
@@ -23,6 +25,7 @@ _NMS_IOU = 0.3  # OpenCV's default for YuNet
 _TOP_K = 5000  # candidates kept before NMS (OpenCV's default)
 _MIN_SIDE = 10  # YuNet finds faces from about 10 px: a narrower image cannot hold one
 _LARGEST_FACE = 300  # px: about the largest face YuNet finds reliably (see detect)
+_IN_PLACE = 0.15  # a face found again on the aligned crop must centre this near the template's
 
 
 class YuNetDetector:
@@ -45,7 +48,8 @@ class YuNetDetector:
         YuNet was trained on faces of about 10-300 px: on a 640x480 photo it finds a face 330 px
         high 28 times in 30 but one 470 px high only 14 times. So images whose working size can
         hold a face that large get a second pass at half that size, which sees close-ups at a
-        size it knows; where both passes find a face, the full-size detection is kept."""
+        size it knows; where both passes find a face, the full-size detection is kept. Then
+        each face's landmarks are measured again on its aligned crop (see _remeasured)."""
         rgb = _as_rgb_uint8(image)
         if rgb is None:
             return []
@@ -54,7 +58,25 @@ class YuNetDetector:
         faces = self._found(rgb, side, score)
         if min(rgb.shape[:2]) * side / max(rgb.shape[:2]) > _LARGEST_FACE:
             faces = _distinct(faces + self._found(rgb, side // 2, score))
-        return sorted(faces, key=lambda face: -face.score)
+        return sorted((self._remeasured(rgb, face, score) for face in faces), key=lambda face: -face.score)
+
+    def _remeasured(self, rgb: np.ndarray, face: Face, min_score: float) -> Face:
+        """The face with the landmarks YuNet finds on its own aligned CROP_SIZE crop, mapped
+        back to the image. The template was measured on UTKFace crops of that size, and YuNet's
+        points shift with face size (1-5 px of a 200 px crop between 150 and 300 px faces);
+        measured again at the template's size, that bias goes. On bench/pasted.py's 120 faces:
+        same predicted gender as on the crop 97.5 % instead of 95.0 %, p90 |age difference|
+        4.4 instead of 6.0 years. Once only, like BlazeFace's. The face stays as found when the
+        crop shows no face where the template puts one (e.g. some profiles)."""
+        matrix = alignment_matrix(face, CROP_SIZE)
+        centre = YUNET_TEMPLATE.mean(axis=0) * CROP_SIZE
+        for again in self._found(align_face(rgb, face, CROP_SIZE), CROP_SIZE, min_score):
+            points = np.array(again.landmarks)
+            if np.hypot(*(points.mean(axis=0) - centre)) < _IN_PLACE * CROP_SIZE:
+                back = cv2.invertAffineTransform(matrix)
+                moved = [(float(x), float(y)) for x, y in points @ back[:, :2].T + back[:, 2]]
+                return replace(face, left_eye=moved[0], right_eye=moved[1], landmarks=tuple(moved))
+        return face
 
     def _found(self, rgb: np.ndarray, side: int, min_score: float) -> list[Face]:
         """Faces YuNet finds on the image resized to `side` px on its longer side, mapped back

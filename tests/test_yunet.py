@@ -89,7 +89,8 @@ def test_boxes_and_landmarks_are_in_the_original_pixels_of_a_large_photo(utkface
     shrunk = cv2.resize(large, (1280, 960), interpolation=cv2.INTER_AREA)
     assert max(large.shape) > WORK_SIDE == max(shrunk.shape)
     face, small = yunet.detect(large)[0], yunet.detect(shrunk)[0]
-    np.testing.assert_allclose(face.landmarks, (np.array(small.landmarks) + 0.5) * 2 - 0.5, atol=0.5)
+    # landmarks are re-measured on each face's aligned crop, read from photos of different sizes
+    np.testing.assert_allclose(face.landmarks, (np.array(small.landmarks) + 0.5) * 2 - 0.5, atol=0.015 * face.w)
     np.testing.assert_allclose([face.x, face.y, face.w, face.h], np.array([small.x, small.y, small.w, small.h]) * 2,
                                atol=1)
     back = cv2.invertAffineTransform(to_photo)
