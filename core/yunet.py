@@ -9,6 +9,7 @@ NOTICE.md there), so nothing is downloaded at run time.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,13 +26,14 @@ _NMS_IOU = 0.3  # OpenCV's default for YuNet
 _TOP_K = 5000  # candidates kept before NMS (OpenCV's default)
 _MIN_SIDE = 10  # YuNet finds faces from about 10 px: a narrower image cannot hold one
 _LARGEST_FACE = 300  # px: about the largest face YuNet finds reliably (see detect)
+_NETS_PER_THREAD = 4  # networks kept per thread, one per recent input size (see _net)
 _IN_PLACE = 0.15  # a face found again on the aligned crop must centre this near the template's
 
 
 class YuNetDetector:
     """YuNet on RGB uint8 images of any size (gray and RGBA are converted); `detect` is
     thread-safe: a cv2.FaceDetectorYN keeps per-call state (input size, threshold), so every
-    thread gets its own instance, made on its first call (a few ms, the model is 0.12 MB)."""
+    thread gets its own instances, made on first use (a few ms each, the model is 0.12 MB)."""
 
     def __init__(self, min_score: float = MIN_SCORE, work_side: int = WORK_SIDE):
         if not WEIGHTS.is_file():
@@ -84,8 +86,7 @@ class YuNetDetector:
         work = fit_within(rgb, side) if side != max(rgb.shape[:2]) else rgb
         if min(work.shape[:2]) < _MIN_SIDE:
             return []
-        net = self._net()
-        net.setInputSize((work.shape[1], work.shape[0]))
+        net = self._net((work.shape[1], work.shape[0]))
         net.setScoreThreshold(min_score)
         _, found = net.detect(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
         if found is None:
@@ -99,9 +100,15 @@ class YuNetDetector:
         boxes = (corners * scale).reshape(-1, 4)
         return _to_faces(boxes, points, found[:, 14], rgb.shape, landmarks=True)
 
-    def _net(self):
-        net = getattr(self._local, "net", None)
-        if net is None:
-            net = cv2.FaceDetectorYN.create(str(WEIGHTS), "", (320, 320), self.min_score, _NMS_IOU, _TOP_K)
-            self._local.net = net
-        return net
+    def _net(self, size: tuple[int, int]):
+        """This thread's network for input `size` (w, h). OpenCV re-plans a network whenever its
+        input size changes, which costs more than a 200 px detection itself, so each thread
+        keeps one per recent size: photo, half-size pass and aligned crops stop trading places."""
+        nets = self._local.__dict__.setdefault("nets", OrderedDict())
+        if size in nets:
+            nets.move_to_end(size)
+        else:
+            nets[size] = cv2.FaceDetectorYN.create(str(WEIGHTS), "", size, self.min_score, _NMS_IOU, _TOP_K)
+            if len(nets) > _NETS_PER_THREAD:
+                nets.popitem(last=False)
+        return nets[size]
