@@ -50,9 +50,9 @@ def test_a_pasted_face_is_found_with_landmarks_and_aligned_like_the_crop(utkface
         assert face.left_eye[0] < face.right_eye[0] and len(face.landmarks) == 5
         assert face.left_eye == face.landmarks[0] and face.right_eye == face.landmarks[1]
         errors.append(alignment_error(face, to_photo))
-    # Measured (150 random faces, 100-330 px, +-12 degrees): median 8.5 px, p90 15, worst 26; on
-    # the crops themselves (YuNet's own noise, the floor) median 7 px. Eyes-only alignment:
-    # median 9.5, p90 17.5, worst 33. A wrong face or swapped points would be off by 100+ px.
+    # Measured (150 random faces, 100-330 px, +-12 degrees): median 7.2 px, p90 12, worst 27; the
+    # crops aligned themselves (how UTKFace's framing differs from ours) median 7.2 too. By the
+    # eyes alone: median 8.8, p90 17, worst 38. A wrong face or swapped points: 100+ px.
     assert np.median(errors) < 13
     assert max(errors) < 40
 
