@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from _faces_fixtures import alignment_error, background, clear_faces, paste, pasted_and_aligned, utk_crops
+from _faces_fixtures import alignment_error, background, clear_faces, face_free, paste, pasted_and_aligned, utk_crops
 from core.faces import (DETECTORS, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, Face, FaceDetector, align_face,
                         alignment_matrix, build_detector, fit_within)
 from core.images import load_image
@@ -112,6 +112,14 @@ def test_detect_is_thread_safe(utkface_dir, each_detector):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(each_detector.detect, photos * 4))
     assert results == expected * 4
+
+
+def test_min_score_per_call_overrides_the_detector_threshold(utkface_dir, each_detector):
+    photo = background(640, 480, seed=3)
+    paste(photo, load_image(clear_faces(utkface_dir, 1, each_detector, seed=14)[0][0]), (320, 240), 200)
+    score = each_detector.detect(photo)[0].score
+    assert each_detector.detect(photo, min_score=min(score + 0.01, 1.0)) == []
+    assert len(each_detector.detect(face_free(640, 480, 1), min_score=0.05)) > 0  # the threshold is really applied
 
 
 def test_align_face_puts_the_eyes_on_the_template():

@@ -105,14 +105,6 @@ def test_a_close_up_face_larger_than_yunet_sees_at_full_size_is_found(utkface_di
         assert len(yunet.detect(photo)) == 1
 
 
-def test_min_score_per_call_overrides_the_detector_threshold(utkface_dir, yunet):
-    photo = background(640, 480, seed=3)
-    paste(photo, load_image(clear_faces(utkface_dir, 1, yunet, seed=14)[0][0]), (320, 240), 200)
-    score = yunet.detect(photo)[0].score
-    assert yunet.detect(photo, min_score=min(score + 0.01, 1.0)) == []
-    assert len(yunet.detect(face_free(640, 480, 1), min_score=0.05)) > 0  # the threshold is really applied
-
-
 def test_five_point_alignment_keeps_a_profile_at_a_normal_scale():
     """Turned 75 degrees, a head's landmarks squeeze together sideways: eyes alone would zoom
     in 3-4x on the eye region; the five-point fit keeps the face near its normal size."""
