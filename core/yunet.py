@@ -109,12 +109,14 @@ class YuNetDetector:
     def _net(self, size: tuple[int, int]):
         """This thread's network for input `size` (w, h). OpenCV re-plans a network whenever its
         input size changes, which costs more than a 200 px detection itself, so each thread
-        keeps one per recent size: photo, half-size pass and aligned crops stop trading places."""
+        keeps one per recent size: photo, half-size pass and aligned crops stop trading places.
+        Past _NETS_PER_THREAD sizes the least recently used one is re-sized, not a new one made."""
         nets = self._local.__dict__.setdefault("nets", OrderedDict())
         if size in nets:
             nets.move_to_end(size)
-        else:
+        elif len(nets) < _NETS_PER_THREAD:
             nets[size] = cv2.FaceDetectorYN.create(str(WEIGHTS), "", size, self.min_score, _NMS_IOU, _TOP_K)
-            if len(nets) > _NETS_PER_THREAD:
-                nets.popitem(last=False)
+        else:
+            nets[size] = nets.popitem(last=False)[1]
+            nets[size].setInputSize(size)
         return nets[size]
