@@ -351,8 +351,8 @@ TEMPLATE_RIGHT_EYE = (0.6928, 0.2870)
 _TEMPLATE_EYES = np.array([TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE])
 # Where YuNet puts its five landmarks (Face.landmarks order) on the same crops: medians over
 # 2,134 of the 2,135 crops (every 10th file) at their own 200 px, in unit coordinates. Its eyes
-# sit 1-2% closer together than BlazeFace's and tilt the other way, so its faces need their
-# own template to be framed like the training crops.
+# sit 5% closer together than BlazeFace's and tilt the other way (+1 degree; BlazeFace -1.5), so
+# its faces need their own template to be framed like the training crops.
 YUNET_TEMPLATE = np.array([(0.2937, 0.2889), (0.6813, 0.2956), (0.4729, 0.5007),
                            (0.3134, 0.6799), (0.6409, 0.6887)])
 CROP_SIZE = 200  # side of a UTKFace crop: faces are warped at this size, as training crops were
