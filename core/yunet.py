@@ -21,7 +21,7 @@ from .faces import (CROP_SIZE, YUNET_TEMPLATE, Face, _as_rgb_uint8, _distinct, _
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "face_detection_yunet_2023mar_int8bq.onnx"
 # False faces per generated 640x480 face-free photo (`bench/detection.py --sweep`, 350 images):
-# 0.30 at score 0.4, 0.034 at 0.5, 0.011 at 0.55, 0.006 at 0.6. The lowest threshold under a fifth
+# 0.13 at score 0.4, 0.029 at 0.5, 0.011 at 0.55, 0.006 at 0.6. The lowest threshold under a fifth
 # of the 0.05 target, as generated clutter is easier than real photos' (held-out set: 0.013).
 MIN_SCORE = 0.6
 # Larger images are shrunk to this longer side. UTKFace crops pasted into 1920x1080 scenes, faces
