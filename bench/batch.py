@@ -5,7 +5,7 @@ in a temporary folder, runs `analyze_folder` on it several times and prints, as 
 JSON with the median `images_per_s`. Uses models/default when present, else a throwaway
 untrained model of the default architecture (same cost per face).
 
-    .venv/bin/python bench/batch.py [--images 300] [--runs 5]
+    .venv/bin/python bench/batch.py [--images 300] [--runs 5] [--detector yunet]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops  # noqa: E402
 from core.analysis import FaceAnalyzer  # noqa: E402
 from core.batch import analyze_folder  # noqa: E402
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, Config  # noqa: E402
-from core.faces import FaceDetector  # noqa: E402
+from core.faces import DETECTORS, build_detector  # noqa: E402
 from core.images import load_image  # noqa: E402
 from core.inference import Predictor  # noqa: E402
 from core.runs import LITERT_FILE  # noqa: E402
@@ -35,11 +35,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp) / "photos", args.images)
         model_dir, model_kind = model_folder(Path(tmp) / "model")
-        analyzer = FaceAnalyzer(Predictor(model_dir), FaceDetector())
+        analyzer = FaceAnalyzer(Predictor(model_dir), build_detector(args.detector))
         analyze_folder(photos, analyzer)  # warm-up: loads caches
         rates, cpu_ms, found = [], [], 0.0
         for run in range(args.runs):
@@ -55,7 +56,7 @@ def main() -> None:
     print(json.dumps({"images_per_s": round(statistics.median(rates), 1), "runs": [round(r, 1) for r in rates],
                       "cpu_ms_per_image": round(statistics.median(cpu_ms), 1),
                       "images": args.images, "photo": "640x480 JPEG, one face", "face_found": round(float(found), 3),
-                      "model": model_kind, "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)}))
+                      "model": model_kind, "detector": args.detector, "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)}))
 
 
 def make_photos(folder: Path, count: int) -> Path:

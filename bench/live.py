@@ -59,8 +59,7 @@ def load_predictor(model_dir: Path, scratch: Path):
 
 
 def run(args: argparse.Namespace) -> dict:
-    from core.analysis import FaceAnalyzer
-    from core.faces import FaceDetector
+    from core.analysis import FaceAnalyzer, detector_for
     from core.live import FrameProcessor, LiveSettings
 
     if not args.dataset.is_dir():
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> dict:
         settings = LiveSettings()
         if args.detect_every:
             settings = LiveSettings(detect_every=args.detect_every)
-        processor = FrameProcessor(FaceAnalyzer(predictor, FaceDetector(full_range="never")), settings)
+        processor = FrameProcessor(FaceAnalyzer(predictor, detector_for("live")), settings)
         times, cpu, found, shown = [], [], [], []
         for index, (frame, placed) in enumerate(scene(faces, total, appear_every=max(1, total // 6), seed=args.seed)):
             start, start_cpu = time.perf_counter(), time.process_time()

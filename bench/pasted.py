@@ -6,7 +6,7 @@ those on the original crop. The same construction as tests/test_faces.py, on mor
 line: JSON with the median and 90th percentile of |age difference| and |p_female difference|
 and the share of faces whose predicted gender agrees.
 
-    python bench/pasted.py [--faces 120] [--model models/default]
+    python bench/pasted.py [--faces 120] [--model models/default] [--detector yunet]
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _faces_fixtures import pasted_and_aligned  # noqa: E402
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR  # noqa: E402
-from core.faces import FaceDetector  # noqa: E402
+from core.faces import DETECTORS, build_detector  # noqa: E402
 from core.inference import Predictor  # noqa: E402
 
 
@@ -31,8 +31,9 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=120)
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     parser.add_argument("--data", default=str(DEFAULT_DATASET_DIR))
+    parser.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0])
     args = parser.parse_args()
-    predictor, detector = Predictor(args.model), FaceDetector()
+    predictor, detector = Predictor(args.model), build_detector(args.detector)
     crops, aligned = pasted_and_aligned(Path(args.data), args.faces, detector, predictor.image_size)
     ages, p_female = predictor.predict_arrays(predictor.prepare(crops))
     photo_ages, photo_p_female = predictor.predict_arrays(aligned)
@@ -41,7 +42,7 @@ def main() -> None:
         "faces": len(crops),
         "age_diff_median": round(float(np.median(age_diff)), 2), "age_diff_p90": round(float(np.percentile(age_diff, 90)), 2),
         "p_female_diff_median": round(float(np.median(p_diff)), 4), "p_female_diff_p90": round(float(np.percentile(p_diff, 90)), 3),
-        "same_gender": round(float(np.mean((photo_p_female >= 0.5) == (p_female >= 0.5))), 3), "model": args.model}))
+        "same_gender": round(float(np.mean((photo_p_female >= 0.5) == (p_female >= 0.5))), 3), "model": args.model, "detector": args.detector}))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from .analysis import FaceAnalyzer, Photo, face_result, load_photo
+from .cli import add_detector_option
 from .config import DEFAULT_MODEL_DIR
-from .faces import FULL_RANGE_MODES, Face, FaceDetector
+from .faces import FULL_RANGE_MODES, Face, build_detector
 from .images import ImageError, is_image_file
 from .inference import Predictor
 from .runs import ModelError
@@ -210,9 +211,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="include sub-folders (default: yes)")
     parser.add_argument("--aligned", action="store_true",
                         help="images are already aligned face crops (like UTKFace): skip detection")
+    add_detector_option(parser)
     parser.add_argument("--full-range", choices=FULL_RANGE_MODES, default="auto",
-                        help="when to add the slower detector for small, distant faces: auto (when the "
-                             "fast one finds none or only small ones; default), always (group photos), never")
+                        help="blazeface only: when to add its slower model for small, distant faces: auto (when "
+                             "the fast one finds none or only small ones; default), always (group photos), never")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and analyse only the files it lacks")
 
@@ -233,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         done = _rows_kept_for_resume(args.out) if args.resume else frame([])
-        analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else FaceDetector(full_range=args.full_range))
+        analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else _detector(args))
         files, problems, notes = scan_folder(args.folder, args.recursive)
     except (OSError, ModelError, ValueError) as exc:
         return _fail(str(exc))
@@ -253,6 +255,11 @@ def run(args: argparse.Namespace) -> int:
     table.attrs["notes"] = notes
     print(summary(table, time.perf_counter() - start, args.out, analysed=len(todo)))
     return 0 if table["status"].isin(["ok", "no_face"]).any() else 1
+
+
+def _detector(args: argparse.Namespace):
+    options = {"full_range": args.full_range} if args.detector == "blazeface" else {}
+    return build_detector(args.detector, **options)
 
 
 class _CsvWriter:

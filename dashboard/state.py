@@ -75,18 +75,13 @@ def get_predictor(model_dir: str | Path):
     return predictor
 
 
-FULL_RANGE = {"photos": "auto", "group photos": "always", "live": "never"}  # detector modes by use
-
-
 @st.cache_resource(show_spinner="Loading the face detector...")
 def get_detector(use: str = "photos"):
-    """One `core.faces.FaceDetector` per use for every session and viewer (`detect` is
-    thread-safe): "photos" adds the full-range model when faces are small, "group photos"
-    always runs it, "live" never does (webcam faces are near, and it would double the cost of
-    every frame in which nobody is in view)."""
-    from core.faces import FaceDetector
+    """One detector per use ("photos", "group photos", "live": `core.analysis.DETECTOR_FOR`)
+    for every session and viewer; `detect` is thread-safe."""
+    from core.analysis import detector_for
 
-    return FaceDetector(full_range=FULL_RANGE[use])
+    return detector_for(use)
 
 
 def get_analyzer(model_dir: str | Path, use: str | None = "photos"):

@@ -13,9 +13,19 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core.faces import align_face
+from core.faces import Face, align_face, alignment_matrix
 from core.images import load_image
 
+# Crop-pixel points spread over the face, to measure how far alignment moves them.
+PROBES = np.array([[x, y, 1.0] for x in (50, 100, 150) for y in (50, 100, 150)])
+
+
+def alignment_error(face: Face, crop_to_photo: np.ndarray) -> float:
+    """Largest displacement (in 200 px crop pixels) between the original crop and the crop
+    recovered from the photo: 0 when the alignment undoes the pasting exactly."""
+    photo_to_crop = alignment_matrix(face, 200)
+    round_trip = photo_to_crop @ np.vstack([crop_to_photo, [0, 0, 1]])
+    return float(np.abs(PROBES @ round_trip.T - PROBES[:, :2]).max())
 
 
 def utk_crops(folder: Path, count: int, gender: int | None = None, min_age: int = 18,
@@ -164,3 +174,89 @@ def _png_claiming(width: int, height: int) -> bytes:
     data[16:24] = struct.pack(">II", width, height)  # IHDR fields, after signature + chunk head
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     return bytes(data)
+
+
+FACE_FREE_KINDS = ("blotches", "value_noise", "gradient", "shapes", "stripes", "street", "cells")
+
+
+def face_free(width: int, height: int, seed: int) -> np.ndarray:
+    """A generated image that contains no face, of one of FACE_FREE_KINDS (seed % 7 picks
+    which): the kinds of structure a detector might mistake for a face (blobs, edges, dark
+    spots in pairs, repeated patterns, man-made scenes), made with numpy and OpenCV only.
+    Used to choose and check detection thresholds, never AFW."""
+    rng = np.random.default_rng(seed)
+    kind = FACE_FREE_KINDS[seed % len(FACE_FREE_KINDS)]
+    if kind == "blotches":
+        image = background(width, height, seed).astype(np.float64)
+    elif kind == "value_noise":  # several octaves of smooth noise, like foliage, clouds or rock
+        image = sum(cv2.resize(rng.uniform(0, 255, (2 ** o + 1, 2 ** o + 1, 3)), (width, height),
+                               interpolation=cv2.INTER_CUBIC) / 2 ** (o - 1) for o in range(1, 7)) / 2
+    elif kind == "gradient":
+        ys, xs = np.mgrid[0:height, 0:width] / max(width, height)
+        angle, colours = rng.uniform(0, np.pi), rng.uniform(0, 255, (2, 3))
+        t = np.clip((np.cos(angle) * xs + np.sin(angle) * ys) * rng.uniform(0.5, 2), 0, 1)[..., None]
+        if rng.random() < 0.5:  # radial instead
+            t = np.clip(np.hypot(xs - rng.random(), ys - rng.random()) * 2, 0, 1)[..., None]
+        image = colours[0] * (1 - t) + colours[1] * t
+    elif kind == "stripes":  # stripes, checks and grids at a random angle and period
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+        angle, period = rng.uniform(0, np.pi), rng.uniform(6, 80)
+        u, v = np.cos(angle) * xs + np.sin(angle) * ys, -np.sin(angle) * xs + np.cos(angle) * ys
+        wave = np.sin(2 * np.pi * u / period)
+        if rng.random() < 0.5:
+            wave = wave * np.sin(2 * np.pi * v / period)
+        colours = rng.uniform(0, 255, (2, 3))
+        image = np.where((wave > 0)[..., None], colours[0], colours[1])
+    elif kind == "cells":  # thresholded blurred noise: spots, cells, camouflage
+        noise = cv2.GaussianBlur(rng.normal(0, 1, (height, width)), (0, 0), rng.uniform(2, 12))
+        colours = rng.uniform(0, 255, (3, 3))
+        level = np.digitize(noise, np.quantile(noise, [0.33, 0.66]))
+        image = colours[level]
+    else:
+        image = _drawn(kind, width, height, rng)
+    noise = rng.normal(0, rng.uniform(0, 8), (height, width, 3))
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def _drawn(kind: str, width: int, height: int, rng) -> np.ndarray:
+    """Rendered shapes on a plain backdrop ("shapes"), or a street-like scene of sky, ground,
+    buildings with windows, and trees ("street")."""
+    def colour():
+        return tuple(int(c) for c in rng.integers(0, 256, 3))
+
+    image = np.full((height, width, 3), colour(), np.uint8)
+    if kind == "shapes":
+        for _ in range(rng.integers(5, 40)):
+            centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+            size = int(rng.integers(4, max(width, height) // 4))
+            thickness = -1 if rng.random() < 0.6 else int(rng.integers(1, 6))
+            pick = rng.integers(4)
+            if pick == 0:
+                cv2.circle(image, centre, size, colour(), thickness)
+            elif pick == 1:
+                cv2.ellipse(image, centre, (size, int(rng.integers(2, size + 3))), float(rng.uniform(0, 180)),
+                            0, 360, colour(), thickness)
+            elif pick == 2:
+                cv2.rectangle(image, centre, (centre[0] + size, centre[1] + int(rng.integers(2, size + 3))),
+                              colour(), thickness)
+            else:
+                points = rng.integers(0, [width, height], (int(rng.integers(3, 7)), 2)).astype(np.int32)
+                cv2.fillPoly(image, [points], colour())
+        return image.astype(np.float64)
+    horizon = int(height * rng.uniform(0.3, 0.7))
+    image[horizon:] = colour()
+    x = 0
+    while x < width:  # buildings with rows of windows
+        w, h = int(rng.integers(40, 200)), int(rng.integers(60, horizon + 40))
+        cv2.rectangle(image, (x, horizon - h), (x + w, horizon + 20), colour(), -1)
+        window, gap = int(rng.integers(6, 20)), int(rng.integers(6, 20))
+        lit = colour()
+        for wy in range(horizon - h + gap, horizon - window, window + gap):
+            for wx in range(x + gap, x + w - window, window + gap):
+                cv2.rectangle(image, (wx, wy), (wx + window, wy + window), lit, -1)
+        x += w + int(rng.integers(0, 30))
+    for _ in range(rng.integers(0, 6)):  # trees
+        tx, ty = int(rng.integers(0, width)), int(rng.integers(horizon, height))
+        cv2.line(image, (tx, ty), (tx, ty - 60), (60, 40, 20), 6)
+        cv2.circle(image, (tx, ty - 70), int(rng.integers(15, 40)), (30, int(rng.integers(80, 160)), 30), -1)
+    return image.astype(np.float64)

@@ -7,13 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from _faces_fixtures import background, clear_faces, paste, pasted_and_aligned, utk_crops
-from core.faces import (TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, Face, FaceDetector, align_face,
-                        alignment_matrix, fit_within)
+from _faces_fixtures import alignment_error, background, clear_faces, face_free, paste, pasted_and_aligned, utk_crops
+from core.faces import (DETECTORS, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, Face, FaceDetector, align_face,
+                        alignment_matrix, build_detector, fit_within)
 from core.images import load_image
-
-# Crop-pixel points spread over the face, to measure how far alignment moves them.
-PROBES = np.array([[x, y, 1.0] for x in (50, 100, 150) for y in (50, 100, 150)])
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +18,10 @@ def detector() -> FaceDetector:
     return FaceDetector()
 
 
-def alignment_error(face: Face, crop_to_photo: np.ndarray) -> float:
-    """Largest displacement (in 200 px crop pixels) between the original crop and the crop
-    recovered from the photo: 0 when the alignment undoes the pasting exactly."""
-    photo_to_crop = alignment_matrix(face, 200)
-    round_trip = photo_to_crop @ np.vstack([crop_to_photo, [0, 0, 1]])
-    return float(np.abs(PROBES @ round_trip.T - PROBES[:, :2]).max())
+@pytest.fixture(scope="module", params=DETECTORS)
+def each_detector(request):
+    """Every registered detector, for what all of them must do alike."""
+    return build_detector(request.param)
 
 
 def test_template_is_where_the_detector_puts_eyes_on_utkface_crops(utkface_dir, detector):
@@ -96,27 +91,35 @@ def test_always_full_range_finds_small_faces_next_to_a_large_one(utkface_dir, de
     np.zeros((2, 5000, 3), np.uint8), np.zeros((4000, 3, 3), np.uint8), np.zeros((50, 50, 2), np.uint8),
     np.full((300, 300, 3), np.nan, np.float32), np.full((480, 640, 3), 128, np.uint8),
 ], ids=["empty", "1x1", "1-D", "2x5000", "4000x3", "2-channel", "nan-float", "blank"])
-def test_detect_returns_nothing_for_odd_images_instead_of_raising(detector, image):
-    assert detector.detect(image) == []
+def test_detect_returns_nothing_for_odd_images_instead_of_raising(each_detector, image):
+    assert each_detector.detect(image) == []
 
 
-def test_detect_accepts_gray_and_rgba(utkface_dir, detector):
+def test_detect_accepts_gray_and_rgba(utkface_dir, each_detector):
     photo = background(640, 480)
-    paste(photo, load_image(clear_faces(utkface_dir, 1, detector, seed=2)[0][0]), (320, 240), 250)
+    paste(photo, load_image(clear_faces(utkface_dir, 1, each_detector, seed=2)[0][0]), (320, 240), 250)
     gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
     rgba = np.dstack([photo, np.full(gray.shape, 255, np.uint8)])
-    assert len(detector.detect(gray)) == len(detector.detect(rgba)) == 1
+    assert len(each_detector.detect(gray)) == len(each_detector.detect(rgba)) == 1
 
 
-def test_detect_is_thread_safe(utkface_dir, detector):
+def test_detect_is_thread_safe(utkface_dir, each_detector):
     photos = []
-    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 6, detector, seed=4)):
+    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 6, each_detector, seed=4)):
         photos.append(background(640, 480, seed=i))
         paste(photos[-1], load_image(path), (300 + 10 * i, 240), 120 + 30 * i, angle=3 * i)
-    expected = [detector.detect(photo) for photo in photos]
+    expected = [each_detector.detect(photo) for photo in photos]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(detector.detect, photos * 4))
+        results = list(pool.map(each_detector.detect, photos * 4))
     assert results == expected * 4
+
+
+def test_min_score_per_call_overrides_the_detector_threshold(utkface_dir, each_detector):
+    photo = background(640, 480, seed=3)
+    paste(photo, load_image(clear_faces(utkface_dir, 1, each_detector, seed=14)[0][0]), (320, 240), 200)
+    score = each_detector.detect(photo)[0].score
+    assert each_detector.detect(photo, min_score=min(score + 0.01, 1.0)) == []
+    assert len(each_detector.detect(face_free(640, 480, 1), min_score=0.05)) > 0  # the threshold is really applied
 
 
 def test_align_face_puts_the_eyes_on_the_template():

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from _faces_fixtures import background, clear_faces, jpeg_bytes, paste
-from core.analysis import FaceAnalyzer
+from core.analysis import FaceAnalyzer, detector_for
 from core.batch import cli_main
 from core.config import PROJECT_ROOT
 from core.faces import FaceDetector
@@ -76,7 +76,7 @@ def test_every_entry_point_gives_the_same_faces(two_people, default_model_dir, t
 
     from core.live import FrameProcessor, LiveSettings
 
-    analyzer = FaceAnalyzer(Predictor(default_model_dir), FaceDetector())
+    analyzer = FaceAnalyzer(Predictor(default_model_dir), detector_for("photos"))  # what CLI and pages use
     expected = [(f.number, f.x, f.y, f.w, f.h, f.gender, f.age_years) for f in analyzer.analyze_photo(two_people)]
     assert len(expected) == 2
 
@@ -99,9 +99,10 @@ def test_every_entry_point_gives_the_same_faces(two_people, default_model_dir, t
     table = page.dataframe[0].value
     assert [(r.face, r.gender, r.age) for r in table.itertuples()] == [(n, g, a) for n, _, _, _, _, g, a in expected]
 
-    frame = load_image(two_people)  # a video frame is a decoded picture; same detection threshold as photos
-    live = FrameProcessor(FaceAnalyzer(analyzer.predictor, FaceDetector(full_range="never")),
-                          LiveSettings(min_score=analyzer.detector.min_score))
+    # A video frame is a decoded picture. The live page runs the faster BlazeFace (DETECTOR_FOR);
+    # given the photos' detector and threshold the live pipeline gives the very same answers.
+    frame = load_image(two_people)
+    live = FrameProcessor(analyzer, LiveSettings(min_score=analyzer.detector.min_score))
     _, states = live.process(frame)
     assert sorted((s.result.x, s.result.y, s.result.w, s.result.h, s.result.gender, s.result.age_years) for s in states) \
         == sorted(e[1:] for e in expected)

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 from _video_fixtures import background, pick_faces, scene
-from core.analysis import FaceAnalyzer
+from core.analysis import FaceAnalyzer, detector_for
 from core.config import PROJECT_ROOT
 from core.drawing import draw_faces
 from core.faces import FaceDetector, align_face
 from core.geometry import iou
 from core.live import FrameProcessor, IouTracker, LiveSettings
 
-LIVE_DETECTOR = FaceDetector(full_range="never")  # as the live page builds it (dashboard.state)
+LIVE_DETECTOR = detector_for("live")  # as the live page gets it (dashboard.state)
 
 PAGE = PROJECT_ROOT / "dashboard" / "views" / "live.py"
 FRAMES = 24
