@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import warnings
 import zipfile
@@ -19,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import TINY_CONFIG
 from core.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
-from dashboard import uploads
+from dashboard import access, uploads
 
 APP = PROJECT_ROOT / "dashboard" / "app.py"
 RUN_FILES = ("model.keras", "model.json", "history.csv", "labels.csv", "split.csv", "metrics.json", "predictions.csv")
@@ -43,9 +44,12 @@ def run_dir(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def app(run_dir, tmp_path, monkeypatch) -> AppTest:
+def app(run_dir, tmp_path, tmp_path_factory, monkeypatch) -> AppTest:
+    """The app with the test's temporary folders shared (besides the project and the datasets)."""
     monkeypatch.setenv("AGE_GENDER_MODEL_DIR", str(run_dir))
     monkeypatch.setenv("AGE_GENDER_RUNS_DIR", str(tmp_path / "runs"))
+    shared = [*access.default_roots(), tmp_path_factory.getbasetemp()]
+    monkeypatch.setenv(access.ROOTS_ENV, os.pathsep.join(map(str, shared)))
     return AppTest.from_file(str(APP), default_timeout=90)
 
 
@@ -173,7 +177,7 @@ def test_demographics_reads_a_pixel_csv_and_shows_its_faces(app, tmp_path):
 
 def test_a_dataset_that_cannot_load_falls_back_with_the_reason(app, tmp_path, run_dir):
     open_page(app, "demographics", ("utkface", tmp_path / "missing"))
-    assert any("no such folder" in e.value for e in app.error)
+    assert any(access.REFUSED in e.value for e in app.error)
     assert metric(app, "Faces shown") == f"{len(pd.read_csv(run_dir / 'labels.csv')):,}"
 
 
@@ -213,7 +217,7 @@ def test_a_failing_run_shows_its_error(app, tmp_path):
     empty.mkdir()
     open_page(app, "training")
     _launch(app, empty, "broken")
-    job = state.training_jobs()[str(tmp_path / "runs" / "broken")]
+    job = state.training_jobs().snapshot()[str(tmp_path / "runs" / "broken")]
     _wait_for(job, 60)
     ok(app.run())
     assert job.status == "failed"
@@ -228,7 +232,7 @@ def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, ut
     _launch(app, utkface_dir, "tiny", train_epochs=50, train_limit=60, train_image_size=32, train_width=8)
     assert time.monotonic() - started < 20, "launching must not wait for training"
     run = str(tmp_path / "runs" / "tiny")
-    job = state.training_jobs()[run]
+    job = state.training_jobs().snapshot()[run]
     assert job.status == "running"
     assert any(m.value.startswith(f"**{run}**: running") for m in app.markdown)
     assert run in app.multiselect(key="compare_runs").value
