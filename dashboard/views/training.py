@@ -61,13 +61,14 @@ def job_panel(name: str, job: jobs.TrainingJob) -> None:
 
 def my_jobs() -> dict[str, jobs.TrainingJob]:
     """The runs this session started (a copy: other sessions may add runs meanwhile)."""
-    return {name: job for name, job in state.training_jobs().snapshot().items() if job.owner == state.session_id()}
+    me = state.session_id()
+    return {name: job for name, job in state.training_jobs().snapshot().items() if job.owner == me}
 
 
 def others_training() -> list[Path]:
     """Run folders other sessions are training: neither their panels, logs nor curves are shown here."""
-    return [job.run_dir for job in state.training_jobs().snapshot().values()
-            if job.owner != state.session_id() and job.active]
+    me = state.session_id()
+    return [job.run_dir for job in state.training_jobs().snapshot().values() if job.owner != me and job.active]
 
 
 def curves_section(mine: dict[str, jobs.TrainingJob]) -> None:
