@@ -16,9 +16,9 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 2
 DETECT = "detect"
 STOP_HELP = ("Ends training after the current step; the best epoch so far is kept, scored on the test split "
-             "and saved, which takes a little while.")
+             "and saved, which takes 10-20 s more.")
 STOPPING = ("Stopping: the current training step ends, then the best epoch so far is scored on the test split "
-            "and saved (the log below shows the progress).")
+            "and saved (10-20 s on two cores; 13 s for a tiny run).")
 
 
 def run_summary(runs: dict[str, Path]) -> pd.DataFrame:
