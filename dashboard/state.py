@@ -48,8 +48,11 @@ def server_roots() -> tuple[Path, ...]:
 
 
 def list_runs() -> list[Path]:
-    """Run folders: the default model, then every run under models/ and the runs folder."""
-    return runs.list_runs([default_model()], [PROJECT_ROOT / "models", runs_dir()])
+    """Run folders: the default model, then every run under models/ and the runs folder, except
+    those other sessions are still training (theirs until they end)."""
+    busy = {folder.resolve() for folder in training_elsewhere()}
+    return [run for run in runs.list_runs([default_model()], [PROJECT_ROOT / "models", runs_dir()])
+            if run.resolve() not in busy]
 
 
 def display_name(folder: Path) -> str:
@@ -218,6 +221,12 @@ def session_id() -> str:
 
 
 @st.cache_resource
-def training_jobs():
-    """Runs launched from this server process (`jobs.Registry`), seen by all sessions."""
+def training_jobs() -> jobs.Registry:
+    """Runs launched from this server process, seen by all sessions."""
     return jobs.Registry()
+
+
+def training_elsewhere() -> list[Path]:
+    """Run folders other sessions are training: their panels, logs, curves and labels are not shown."""
+    me = session_id()
+    return [job.run_dir for job in training_jobs().snapshot().values() if job.owner != me and job.active]

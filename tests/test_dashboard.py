@@ -341,8 +341,10 @@ def test_runs_of_other_sessions_show_no_panel_log_stop_or_curves(app, fake_job, 
     job = fake_job("theirs", owner="another session")
     shutil.copy(run_dir / "history.csv", job.run_dir)
     (job.run_dir / "train.log").write_text("loading /their/private/dataset\n")
-    open_page(app, "training")
     name = str(job.run_dir)
+    ok(app.run())
+    assert name not in app.selectbox(key="model_choice").options  # nor its labels, through the sidebar
+    open_page(app, "training")
     assert not any(name in m.value for m in app.markdown)
     assert not any(b.key == f"stop_{name}" for b in app.button)
     assert not any("private" in c.value for c in app.code)

@@ -48,7 +48,8 @@ def job_panel(name: str, job: jobs.TrainingJob) -> None:
             action.button("Stop", key=f"stop_{name}", on_click=job.stop, help=STOP_HELP)
         elif not job.active:
             action.button("Dismiss", key=f"dismiss_{name}", on_click=state.training_jobs().dismiss,
-                          args=(name, state.session_id()), help="Hides this panel; the run stays among the runs to compare.")
+                          args=(name, state.session_id()),
+                          help="Hides this panel; the run stays among the runs to compare.")
         if status == "stopping":
             st.status(STOPPING, state="running")
         finished = status == "finished"
@@ -65,16 +66,8 @@ def my_jobs() -> dict[str, jobs.TrainingJob]:
     return {name: job for name, job in state.training_jobs().snapshot().items() if job.owner == me}
 
 
-def others_training() -> list[Path]:
-    """Run folders other sessions are training: neither their panels, logs nor curves are shown here."""
-    me = state.session_id()
-    return [job.run_dir for job in state.training_jobs().snapshot().values() if job.owner != me and job.active]
-
-
 def curves_section(mine: dict[str, jobs.TrainingJob]) -> None:
-    hidden = {folder.resolve() for folder in others_training()}
-    listed = {state.display_name(r): r for r in state.list_runs()
-              if (r / HISTORY_FILE).is_file() and r.resolve() not in hidden}
+    listed = {state.display_name(r): r for r in state.list_runs() if (r / HISTORY_FILE).is_file()}
     runs = listed | {name: job.run_dir for name, job in mine.items()}
     if not runs:
         st.info(f"No run folder with a {HISTORY_FILE} yet: train one below.")
@@ -95,7 +88,7 @@ def monitor(polling: bool) -> None:
     mine = my_jobs()
     if polling and not any(job.active for job in mine.values()):
         st.rerun()  # the last job just ended: redraw the whole page, without polling
-    if others := others_training():
+    if others := state.training_elsewhere():
         st.caption(f"{len(others)} run(s) training for other sessions: they join the runs to compare once they end.")
     for name, job in reversed(mine.items()):
         job_panel(name, job)
@@ -129,10 +122,14 @@ def start_run(s) -> str:
         raise RunRefused("Run name: letters, digits, dot, dash or underscore (up to 64), please.")
     if run_dir.exists():
         raise RunRefused(f"{display} already exists: choose another run name.")
-    if not data or not access.is_shared(data, state.server_roots()):
-        raise RunRefused(f"Dataset {access.REFUSED}.")
+    if not data:
+        raise RunRefused("Dataset: give a UTKFace folder, a 48x48 pixel CSV, or a folder with labels.csv.")
+    try:
+        dataset = access.server_path(data, state.server_roots())
+    except access.PathRefused as exc:
+        raise RunRefused(f"Dataset {exc}.") from None
     config = Config(**{option.name: s[f"train_{option.name}"] for option in Config.options()})
-    settings = jobs.TrainSettings(data=str(access.server_path(data, state.server_roots())), config=config,
+    settings = jobs.TrainSettings(data=str(dataset), config=config,
                                   fmt=None if s["train_format"] == DETECT else s["train_format"],
                                   limit=s["train_limit"] or None)
     try:
