@@ -57,7 +57,7 @@ def server_path(typed: str | os.PathLike, roots: Iterable[Path], kind: Kind = "a
     """The real path of `typed` when it is a readable `kind` under one of `roots`; raises PathRefused."""
     try:
         real = Path(os.path.realpath(PROJECT_ROOT / Path(typed).expanduser()))
-    except (OSError, ValueError):  # e.g. a NUL byte, or ~user for no such user
+    except (OSError, ValueError, RuntimeError):  # a NUL byte; ~user for no such user
         raise PathRefused() from None
     if not any(real.is_relative_to(root) for root in roots):
         raise PathRefused()

@@ -5,7 +5,6 @@ them through `state.selected_model()` and `state.selected_source()`.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
@@ -59,5 +58,5 @@ def _dataset_picker() -> None:
         suggestion = str(DEFAULT_DATASET_DIR) if shared else ""
         path = st.text_input(PATH_HINTS[kind], value=suggestion, key=f"data_path_{kind}").strip()
         labels = st.text_input("Labels CSV (optional)", key="labels_csv").strip() if kind == "folder-csv" else ""
-        source = state.DataSource(kind, str(Path(path).expanduser()) if path else "", labels)
+        source = state.DataSource(kind, path, labels)  # as typed: `state.load_table` resolves it
     st.session_state["data_source"] = source

@@ -48,6 +48,7 @@ def test_missing_forbidden_and_outside_paths_get_one_message(shared, tmp_path):
         refusal("/etc/shadow", [shared]),
         refusal("/etc/passwd", [shared]),
         refusal("bad\0name", [shared]),
+        refusal("~no-such-user/photos", [shared]),
     }
     if os.geteuid() != 0:  # root reads everything
         messages.add(refusal(locked, [shared]))
