@@ -688,6 +688,11 @@ def test_uploads_are_bounded_in_count_and_size(tmp_path):
         uploads.extract_zip(b"not a zip", tmp_path / "c", uploads.Budget())
 
 
+def test_encrypted_zip_members_are_left_out(tmp_path):
+    archive = _rewrite_header(_zip({"locked.jpg": b"scrambled"}), "locked.jpg", FLAGS, 0x1)  # password-protected
+    assert uploads.extract_zip(archive, tmp_path / "z", uploads.Budget()) == [("locked.jpg", "encrypted")]
+
+
 def test_a_zip_bomb_writes_nothing(tmp_path):
     bomb = _zip({"bomb.jpg": bytes(50 << 20)}, zipfile.ZIP_DEFLATED)  # 50 MB of zeros in a 50 kB zip
     with pytest.raises(uploads.UploadError, match="zip bomb"):
@@ -696,23 +701,28 @@ def test_a_zip_bomb_writes_nothing(tmp_path):
 
 
 def test_an_archive_that_lies_about_a_size_is_deleted_at_once(tmp_path):
-    archive = _declare_size(_zip({"a.jpg": b"ok" * 10, "b.jpg": bytes(1 << 20)}), "b.jpg", 1000)
+    archive = _rewrite_header(_zip({"a.jpg": b"ok" * 10, "b.jpg": bytes(1 << 20)}), "b.jpg", SIZE, 1000)
     with pytest.raises(uploads.UploadError, match="b.jpg is damaged"):
         uploads.save_uploads([FakeUpload("photos.zip", archive)], tmp_path)
     assert not any(tmp_path.iterdir())  # a.jpg, extracted first, is gone too
 
 
-def _declare_size(archive: bytes, name: str, size: int) -> bytes:
-    """The zip with `name`'s uncompressed size rewritten in its local and central headers."""
+FLAGS, SIZE = ("<H", 6, 8), ("<I", 22, 24)  # a header field: format, offset in the local and the central header
+
+
+def _rewrite_header(archive: bytes, name: str, field: tuple[str, int, int], value: int) -> bytes:
+    """The zip with one field of `name`'s local and central headers set to `value`."""
     import struct
 
     data, encoded = bytearray(archive), name.encode()
-    for signature, name_length_at, name_at, size_at in ((b"PK\x03\x04", 26, 30, 22), (b"PK\x01\x02", 28, 46, 24)):
+    fmt, local_at, central_at = field
+    for signature, name_length_at, name_at, field_at in ((b"PK\x03\x04", 26, 30, local_at),
+                                                         (b"PK\x01\x02", 28, 46, central_at)):
         at = data.find(signature)
         while at != -1:
             length = struct.unpack_from("<H", data, at + name_length_at)[0]
             if data[at + name_at:at + name_at + length] == encoded:
-                struct.pack_into("<I", data, at + size_at, size)
+                struct.pack_into(fmt, data, at + field_at, value)
             at = data.find(signature, at + 4)
     return bytes(data)
 
