@@ -57,8 +57,9 @@ def upload_limit_mb() -> int:
 
 
 def refuse_oversized(files, advice: str) -> None:
-    """Stops the page with an error when uploads (one or a list) add up to more than the cap."""
-    total_mb = sum(f.size for f in (files if isinstance(files, list) else [files] if files else [])) / 2**20
+    """Stops the page with an error when the uploads (a file, a list, or None) add up to more than the cap."""
+    uploaded = files if isinstance(files, list) else [files] if files else []
+    total_mb = sum(f.size for f in uploaded) / 2**20
     if total_mb > upload_limit_mb():
         st.error(f"This upload is {total_mb:,.1f} MB; the limit is {upload_limit_mb()} MB. {advice}")
         st.stop()
