@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine with only Python 3.11:
 #   ./run.sh dashboard   create .venv if needed, install requirements, start the Streamlit app
+#                        (on localhost; `--server.address 0.0.0.0` serves others: README, "Serving to others")
 #   ./run.sh test        same setup, then run the test suite (extra arguments go to pytest)
 #   ./run.sh setup       only create/update .venv
 set -euo pipefail
@@ -28,5 +29,5 @@ case "$command" in
   setup) setup ;;
   dashboard) setup; exec "$VENV/bin/python" -m streamlit run dashboard/app.py "$@" ;;
   test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
-  *) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

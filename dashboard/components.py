@@ -49,6 +49,22 @@ def analyzer_or_stop(use: str | None = "photos"):
     return state.get_analyzer(state.selected_model(), use)
 
 
+def upload_limit_mb() -> int:
+    """The server's upload cap in MB (server.maxUploadSize, per file), applied to a page's uploads
+    together too. The browser refuses a larger file before the page sees it (a red mark next to
+    it), so pages state the cap in their own text."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def refuse_oversized(files, advice: str) -> None:
+    """Stops the page with an error when the uploads (a file, a list, or None) add up to more than the cap."""
+    uploaded = files if isinstance(files, list) else [files] if files else []
+    total_mb = sum(f.size for f in uploaded) / 2**20
+    if total_mb > upload_limit_mb():
+        st.error(f"This upload is {total_mb:,.1f} MB; the limit is {upload_limit_mb()} MB. {advice}")
+        st.stop()
+
+
 def gallery(images: list, captions: list[str], columns: int = 6) -> None:
     """Images (file paths or arrays) in a grid with one caption each."""
     for start in range(0, len(images), columns):

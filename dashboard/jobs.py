@@ -2,6 +2,8 @@
 
 The dashboard never trains in its own process: the child writes the run folder (history.csv
 grows by one row per epoch) and a log, so the app stays responsive and pages only read files.
+Each run belongs to the session that started it (only that one may stop it or read its log), and
+`Registry` caps how many train at once: every session shares the server's two cores.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from core.runs import HISTORY_FILE, LOG_FILE
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INTERRUPTED = 130  # the CLI's exit code after Ctrl-C before training began
+MAX_TRAININGS_ENV = "AGE_GENDER_MAX_TRAININGS"  # runs training at once on this server (default 1)
 
 
 DASHBOARD_EPOCHS = 10  # the form proposes a short run; the CLI's default is the full recipe
@@ -47,14 +51,20 @@ class TrainingJob:
     run_dir: Path
     settings: TrainSettings
     process: subprocess.Popen
+    owner: str  # the session that started it (`state.session_id`)
     stop_requested: bool = field(default=False)
 
     @property
+    def active(self) -> bool:
+        """Still running (or stopping): it holds one of the server's training places."""
+        return self.process.poll() is None
+
+    @property
     def status(self) -> str:
-        """running, finished, stopped (by the user) or failed."""
+        """running, stopping (asked to stop, scoring its best epoch), finished, stopped (by the user) or failed."""
         code = self.process.poll()
         if code is None:
-            return "running"
+            return "stopping" if self.stop_requested else "running"
         if code == 0:
             return "stopped" if self.stop_requested else "finished"
         return "stopped" if self.stop_requested and code in (INTERRUPTED, -signal.SIGINT) else "failed"
@@ -76,14 +86,56 @@ class TrainingJob:
                     f"exit code {self.process.returncode}")
 
     def stop(self) -> None:
-        """Ctrl-C for the child: training stops at once, keeps and scores its best epoch so far."""
+        """Ctrl-C for the child: training ends after the current step, then scores its best epoch so far."""
         if self.process.poll() is None:
             self.stop_requested = True
             self.process.send_signal(signal.SIGINT)
 
 
-def start(run_dir: Path, settings: TrainSettings) -> TrainingJob:
-    """Launch training into the new folder `run_dir`; returns at once."""
+class ServerBusy(RuntimeError):
+    """As many runs are training as the server allows; the message says so."""
+
+
+def max_trainings() -> int:
+    """How many runs may train at once: $AGE_GENDER_MAX_TRAININGS, default 1."""
+    return int(os.environ.get(MAX_TRAININGS_ENV) or 1)
+
+
+class Registry:
+    """The runs launched from this server process, shared by every session (`state.training_jobs`).
+
+    One lock, so that the cap holds when two sessions press Start together and no session reads
+    the table while another changes it; readers get a copy."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, TrainingJob] = {}
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> dict[str, TrainingJob]:
+        """Display name -> job, oldest first."""
+        with self._lock:
+            return dict(self._jobs)
+
+    def start(self, name: str, run_dir: Path, settings: TrainSettings, owner: str) -> TrainingJob:
+        """`start` a run for `owner`, unless the cap is reached (ServerBusy) or it fails (OSError)."""
+        with self._lock:
+            active, cap = sum(job.active for job in self._jobs.values()), max_trainings()
+            if active >= cap:
+                raise ServerBusy(f"{active} run(s) already training on this server, the most it allows at once "
+                                 f"(set by {MAX_TRAININGS_ENV}): start yours when one ends")
+            job = self._jobs[name] = start(run_dir, settings, owner)
+            return job
+
+    def dismiss(self, name: str, owner: str) -> None:
+        """Forget an ended run of `owner` (its folder stays, among the runs to compare)."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is not None and job.owner == owner and not job.active:
+                del self._jobs[name]
+
+
+def start(run_dir: Path, settings: TrainSettings, owner: str) -> TrainingJob:
+    """Launch training into the new folder `run_dir` for the session `owner`; returns at once."""
     run_dir.mkdir(parents=True, exist_ok=False)
     with (run_dir / LOG_FILE).open("w") as log:
         process = subprocess.Popen(
@@ -91,4 +143,4 @@ def start(run_dir: Path, settings: TrainSettings) -> TrainingJob:
             stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
-    return TrainingJob(run_dir, settings, process)
+    return TrainingJob(run_dir, settings, process, owner)

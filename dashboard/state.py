@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from core import runs
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT
 from core.datasets import DatasetError, DatasetWarning, load_dataset, load_folder_csv, load_label_table
 from core.runs import LABELS_FILE, LITERT_FILE, stamp
+
+from . import access, jobs
 
 TRAINING_LABELS = "training-labels"
 SOURCE_KINDS = {TRAINING_LABELS: "Training labels of the model", "utkface": "UTKFace folder",
@@ -39,9 +42,17 @@ def runs_dir() -> Path:
     return Path(os.environ.get("AGE_GENDER_RUNS_DIR") or PROJECT_ROOT / "runs")
 
 
+def server_roots() -> tuple[Path, ...]:
+    """The folders visitors may name paths in (see `access`): $AGE_GENDER_SERVER_ROOTS, else by server.address."""
+    return access.server_roots(os.environ.get(access.ROOTS_ENV), st.get_option("server.address"))
+
+
 def list_runs() -> list[Path]:
-    """Run folders: the default model, then every run under models/ and the runs folder."""
-    return runs.list_runs([default_model()], [PROJECT_ROOT / "models", runs_dir()])
+    """Run folders: the default model, then every run under models/ and the runs folder, except
+    those other sessions are still training (theirs until they end)."""
+    busy = {folder.resolve() for folder in training_elsewhere()}
+    return [run for run in runs.list_runs([default_model()], [PROJECT_ROOT / "models", runs_dir()])
+            if run.resolve() not in busy]
 
 
 def display_name(folder: Path) -> str:
@@ -143,11 +154,20 @@ def training_labels(model_dir: Path) -> DataSource:
 def load_table(source: DataSource) -> pd.DataFrame:
     """The source's faces (core's table: file, path, age, gender, race [, pixels]); raises DatasetError.
 
-    Skipped rows are listed in `attrs["skipped"]` as core's loaders report them."""
+    A dataset's paths must be shared (`access.server_path`); training labels are in a run folder
+    the app listed or already accepted. Skipped rows are listed in `attrs["skipped"]` as core's
+    loaders report them."""
     if not source.path:
         raise DatasetError("no path given")
-    version = stamp(Path(source.path)) + (stamp(Path(source.labels_csv)) if source.labels_csv else 0)
-    return _load_table(source.kind, source.path, source.labels_csv, version)
+    path, labels = source.path, source.labels_csv
+    if source.has_images:
+        try:
+            path = str(access.server_path(path, server_roots()))
+            labels = str(access.server_path(labels, server_roots(), "file")) if labels else ""
+        except access.PathRefused as exc:
+            raise DatasetError(str(exc)) from None
+    version = stamp(Path(path)) + (stamp(Path(labels)) if labels else 0)
+    return _load_table(source.kind, path, labels, version)
 
 
 @st.cache_data(show_spinner="Reading the dataset...", max_entries=8)
@@ -190,7 +210,18 @@ def selected_source() -> DataSource:
     return st.session_state.get("data_source") or training_labels(selected_model())
 
 
+def session_id() -> str:
+    """This browser session, as the owner of the runs it starts (a reload starts a new session)."""
+    return st.session_state.setdefault("session_id", uuid.uuid4().hex)
+
+
 @st.cache_resource
-def training_jobs() -> dict:
-    """Runs launched from this server process (display name -> `jobs.TrainingJob`), seen by all sessions."""
-    return {}
+def training_jobs() -> jobs.Registry:
+    """Runs launched from this server process, seen by all sessions."""
+    return jobs.Registry()
+
+
+def training_elsewhere() -> list[Path]:
+    """Run folders other sessions are training: their panels, logs, curves and labels are not shown."""
+    me = session_id()
+    return [job.run_dir for job in training_jobs().snapshot().values() if job.owner != me and job.active]

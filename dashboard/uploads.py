@@ -1,16 +1,20 @@
 """Uploaded images and zips written to a temporary folder for the batch analysis, safely.
 
-A zip member can never land outside the folder (absolute paths, `..`, links are refused), and
-the number of images and their total size are checked before anything is extracted (and
-counted again while extracting, in case the archive lies), so a zip bomb is refused rather
-than filling the disk.
+A zip member can never land outside the folder (absolute paths, `..`, links are refused). Before
+anything is extracted, the number of images and their total size are checked against the batch's
+budget, and the archive may not unpack to more than MAX_RATIO times its own size (images barely
+compress, a zip bomb does), so a 1 MB zip of 1 GB of zeros writes nothing. While extracting, each
+member is counted again as it streams (an archive can lie about sizes) and extraction stops at the
+declared size; whatever was written of a refused or damaged archive is deleted at once.
 """
 from __future__ import annotations
 
 import io
 import re
+import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterable, Protocol
 
@@ -18,6 +22,7 @@ from core.images import is_image_file
 
 MAX_FILES = 5000
 MAX_EXTRACTED_BYTES = 1 << 30  # 1 GiB of images once unzipped
+MAX_RATIO = 10  # unpacked / zipped size; JPEG and PNG zip at 1:1, BMP and TIFF photos at 1.4:1
 CHUNK = 1 << 20
 
 
@@ -84,19 +89,37 @@ def extract_zip(data: bytes, folder: Path, budget: Budget) -> list[tuple[str, st
                 rejected.append((info.filename, "path leads outside the archive's folder"))
             elif not is_image_file(target):
                 rejected.append((info.filename, "not an image"))
+            elif info.flag_bits & 0x1:
+                rejected.append((info.filename, "encrypted"))
             else:
                 members.append((info, target))
-        budget.take(len(members), sum(info.file_size for info, _ in members))
-        for info, target in members:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as source, target.open("wb") as sink:
-                written = 0
-                while chunk := source.read(CHUNK):
-                    written += len(chunk)
-                    if written > info.file_size:
-                        raise UploadError(f"{info.filename} is larger than the zip says: refusing the archive")
-                    sink.write(chunk)
+        declared = sum(info.file_size for info, _ in members)
+        budget.take(len(members), declared)
+        if declared > MAX_RATIO * len(data):
+            raise UploadError(f"the archive would unpack to {declared / len(data):,.0f} times its size, far more than "
+                              "images do (a zip bomb?): refusing it")
+        try:
+            for info, target in members:
+                _extract(archive, info, target)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing of a refused archive stays on disk
+            raise
     return rejected
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+    """One member, streamed: never more than the size it declared (which the budget was charged)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with archive.open(info) as source, target.open("wb") as sink:
+            written = 0
+            while chunk := source.read(CHUNK):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise UploadError(f"{info.filename} is larger than the zip says: refusing the archive")
+                sink.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise UploadError(f"{info.filename} is damaged or packed in a way this app cannot read ({exc})") from exc
 
 
 def _safe_name(name: str) -> str:

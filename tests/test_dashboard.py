@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import warnings
 import zipfile
@@ -19,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import TINY_CONFIG
 from core.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
-from dashboard import uploads
+from dashboard import access, uploads
 
 APP = PROJECT_ROOT / "dashboard" / "app.py"
 RUN_FILES = ("model.keras", "model.json", "history.csv", "labels.csv", "split.csv", "metrics.json", "predictions.csv")
@@ -43,9 +44,12 @@ def run_dir(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def app(run_dir, tmp_path, monkeypatch) -> AppTest:
+def app(run_dir, tmp_path, tmp_path_factory, monkeypatch) -> AppTest:
+    """The app with the test's temporary folders shared (besides the project and the datasets)."""
     monkeypatch.setenv("AGE_GENDER_MODEL_DIR", str(run_dir))
     monkeypatch.setenv("AGE_GENDER_RUNS_DIR", str(tmp_path / "runs"))
+    shared = [*access.default_roots(), tmp_path_factory.getbasetemp()]
+    monkeypatch.setenv(access.ROOTS_ENV, os.pathsep.join(map(str, shared)))
     return AppTest.from_file(str(APP), default_timeout=90)
 
 
@@ -173,8 +177,55 @@ def test_demographics_reads_a_pixel_csv_and_shows_its_faces(app, tmp_path):
 
 def test_a_dataset_that_cannot_load_falls_back_with_the_reason(app, tmp_path, run_dir):
     open_page(app, "demographics", ("utkface", tmp_path / "missing"))
-    assert any("no such folder" in e.value for e in app.error)
+    assert any(access.REFUSED in e.value for e in app.error)
     assert metric(app, "Faces shown") == f"{len(pd.read_csv(run_dir / 'labels.csv')):,}"
+
+
+# -- server paths (dashboard/access.py) -----------------------------------------------------------
+
+OUTSIDE = ("/etc/shadow", "/etc/no-such-file.csv", "/usr/share")  # forbidden, missing, readable: all outside
+
+
+def test_datasets_outside_the_shared_roots_are_refused_alike(app):
+    from dashboard.state import DataSource
+
+    for kind, path in [("pixels-csv", path) for path in OUTSIDE] + [("utkface", "/usr/share")]:
+        open_page(app, "demographics", (kind, path))
+        assert [e.value for e in app.error] == [f"Cannot load {DataSource(kind, path).describe()}: {access.REFUSED}"]
+        assert "the training labels of model" in captions(app)  # what the page falls back to
+
+
+def test_a_model_folder_outside_the_shared_roots_is_refused(app, run_dir):
+    from dashboard.state import display_name
+
+    for path in OUTSIDE:
+        app.session_state["model_choice"] = "Other folder..."
+        app.session_state["model_path"] = path
+        ok(app.run())  # the home page, with the sidebar
+        assert [e.value for e in app.error] == [f"Model folder {access.REFUSED}; showing `{display_name(run_dir)}`."]
+        assert app.session_state["model_dir"] == str(run_dir)
+
+
+def test_batch_folders_outside_the_shared_roots_are_refused_alike(app, tmp_path):
+    (tmp_path / "link").symlink_to("/usr/share")
+    open_page(app, "batch")
+    app.radio(key="batch_mode").set_value("A folder on the server")
+    ok(app.run())
+    for folder in (*OUTSIDE, tmp_path / "link", tmp_path / "missing", tmp_path / ".." / ".." / ".." / ".." / "etc"):
+        app.text_input(key="batch_folder").set_value(str(folder))
+        ok(app.run())
+        assert [e.value for e in app.error] == [f"Folder {access.REFUSED}."]
+        assert app.button(key="batch_run").disabled
+
+
+def test_without_shared_roots_only_uploads_reach_the_server(app, monkeypatch):
+    monkeypatch.setenv(access.ROOTS_ENV, "")
+    ok(app.run())
+    assert app.selectbox(key="data_kind").options == ["Training labels of the model"]
+    assert "Other folder..." not in app.selectbox(key="model_choice").options
+    app.switch_page("views/batch.py").run()
+    assert app.radio(key="batch_mode").options == ["Upload images or zip files"]
+    assert not any("folder on the server" in i.value for i in ok(app).info)
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -213,7 +264,7 @@ def test_a_failing_run_shows_its_error(app, tmp_path):
     empty.mkdir()
     open_page(app, "training")
     _launch(app, empty, "broken")
-    job = state.training_jobs()[str(tmp_path / "runs" / "broken")]
+    job = state.training_jobs().snapshot()[str(tmp_path / "runs" / "broken")]
     _wait_for(job, 60)
     ok(app.run())
     assert job.status == "failed"
@@ -228,7 +279,7 @@ def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, ut
     _launch(app, utkface_dir, "tiny", train_epochs=50, train_limit=60, train_image_size=32, train_width=8)
     assert time.monotonic() - started < 20, "launching must not wait for training"
     run = str(tmp_path / "runs" / "tiny")
-    job = state.training_jobs()[run]
+    job = state.training_jobs().snapshot()[run]
     assert job.status == "running"
     assert any(m.value.startswith(f"**{run}**: running") for m in app.markdown)
     assert run in app.multiselect(key="compare_runs").value
@@ -245,6 +296,117 @@ def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, ut
     assert job.status == "stopped", job.log_lines()[-5:]
     assert any(m.value.startswith(f"**{run}**: stopped") for m in app.markdown)
     assert (Path(run) / "metrics.json").is_file()  # a stopped run still scores its best model
+
+
+def test_a_dataset_outside_the_shared_roots_starts_no_training(app, tmp_path):
+    open_page(app, "training")
+    for path in OUTSIDE:
+        _launch(app, path, "outside")
+        assert [e.value for e in app.error] == [f"Dataset {access.REFUSED}."]
+    assert not (tmp_path / "runs" / "outside").exists()
+
+
+SLEEPS = "import time; time.sleep(60)"
+IGNORES_CTRL_C = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True); "
+                  "time.sleep(60)")
+
+
+@pytest.fixture
+def fake_job(tmp_path, monkeypatch):
+    """Start a 'training run' through the server's registry, with a small script as the child
+    process; every one is ended and forgotten after the test."""
+    import sys
+
+    from dashboard import jobs, state
+
+    started = []
+
+    def start(name: str, owner: str, script: str = SLEEPS):
+        monkeypatch.setattr(jobs.TrainSettings, "command", lambda self, out: [sys.executable, "-c", script])
+        run_dir = tmp_path / "runs" / name
+        job = state.training_jobs().start(str(run_dir), run_dir, jobs.TrainSettings(data="unused"), owner)
+        started.append((str(run_dir), job))
+        return job
+
+    yield start
+    for name, job in started:
+        job.process.kill()
+        job.process.wait()
+        state.training_jobs().dismiss(name, job.owner)
+
+
+def test_runs_of_other_sessions_show_no_panel_log_stop_or_curves(app, fake_job, run_dir):
+    import shutil
+
+    job = fake_job("theirs", owner="another session")
+    shutil.copy(run_dir / "history.csv", job.run_dir)
+    (job.run_dir / "train.log").write_text("loading /their/private/dataset\n")
+    name = str(job.run_dir)
+    ok(app.run())
+    assert name not in app.selectbox(key="model_choice").options  # nor its labels, through the sidebar
+    open_page(app, "training")
+    assert not any(name in m.value for m in app.markdown)
+    assert not any(b.key == f"stop_{name}" for b in app.button)
+    assert not any("private" in c.value for c in app.code)
+    assert name not in app.multiselect(key="compare_runs").options
+    assert "1 run(s) training for other sessions" in captions(app)
+    job.process.kill()
+    job.process.wait()
+    ok(app.run())
+    assert name in app.multiselect(key="compare_runs").options  # ended: its curves are anyone's to compare
+    assert not any(name in m.value for m in app.markdown) and not app.code
+
+
+def test_the_training_cap_is_said_when_reached(app, fake_job, utkface_dir, tmp_path):
+    fake_job("theirs", owner="another session")
+    open_page(app, "training")
+    _launch(app, utkface_dir, "mine")
+    (error,) = app.error
+    assert "1 run(s) already training on this server" in error.value and "AGE_GENDER_MAX_TRAININGS" in error.value
+    assert not (tmp_path / "runs" / "mine").exists()
+
+
+def test_the_cap_comes_from_the_environment(fake_job, monkeypatch):
+    from dashboard import jobs
+
+    monkeypatch.setenv(jobs.MAX_TRAININGS_ENV, "2")
+    fake_job("one", owner="a")
+    fake_job("two", owner="b")
+    with pytest.raises(jobs.ServerBusy, match="2 run"):
+        fake_job("three", owner="c")
+
+
+def test_an_ended_run_can_be_dismissed(app, fake_job):
+    from dashboard import state
+
+    open_page(app, "training")
+    job = fake_job("mine", owner=app.session_state["session_id"], script="pass")
+    job.process.wait()
+    ok(app.run())
+    name = str(job.run_dir)
+    assert any(m.value.startswith(f"**{name}**: finished") for m in app.markdown)
+    app.button(key=f"dismiss_{name}").click()
+    ok(app.run())
+    assert not any(m.value.startswith(f"**{name}**") for m in app.markdown)
+    assert name not in state.training_jobs().snapshot()
+
+
+def test_stop_says_what_it_waits_for_while_it_waits(app, fake_job):
+    open_page(app, "training")
+    job = fake_job("mine", owner=app.session_state["session_id"], script=IGNORES_CTRL_C)
+    while job.log_lines() != ["ready"]:  # Ctrl-C is ignored from now on, like training finishing its step
+        time.sleep(0.05)
+    ok(app.run())
+    name = str(job.run_dir)
+    stop = app.button(key=f"stop_{name}")
+    assert "Stops now" not in stop.proto.help and "current step" in stop.proto.help
+    stop.click()
+    ok(app.run())
+    assert job.status == "stopping"
+    assert any(m.value.startswith(f"**{name}**: stopping") for m in app.markdown)
+    (status,) = app.status
+    assert status.state == "running" and "scored on the test split" in status.label
+    assert not any(b.key in (f"stop_{name}", f"dismiss_{name}") for b in app.button)
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -348,6 +510,67 @@ def test_single_photo_explains_an_unreadable_file(app):
     assert any("Cannot use broken.jpg" in e.value for e in app.error)
 
 
+def test_a_photo_over_the_upload_cap_is_refused_with_a_message(app, upload_cap_1mb):
+    open_page(app, "photo")
+    assert app.get("file_uploader")[0].proto.label == "Photo (at most 1 MB)"
+    assert any("Photos over 1 MB are refused" in i.value for i in app.info)
+    app.get("file_uploader")[0].set_value(("big.jpg", bytes(1_500_000), "image/jpeg"))
+    ok(app.run())
+    assert [e.value for e in app.error] == ["This upload is 1.4 MB; the limit is 1 MB. Use a smaller copy of the photo."]
+
+
+def test_error_details_stay_on_the_server(app, monkeypatch, shipped_error_details, caplog):
+    import core.analysis
+
+    def broken(data):
+        raise RuntimeError("cannot read /srv/private/secret.jpg")
+
+    monkeypatch.setattr(core.analysis, "load_photo", broken)
+    open_page(app, "photo")
+    app.get("file_uploader")[0].set_value(("photo.jpg", b"x" * 100, "image/jpeg"))
+    app.run()
+    (shown,) = app.exception
+    assert "secret" not in str(shown.proto) and not shown.proto.stack_trace and not shown.proto.type
+    assert "redacted" in shown.proto.message
+
+
+@pytest.fixture
+def shipped_error_details():
+    """client.showErrorDetails as .streamlit/config.toml ships it (AppTest runs in this process)."""
+    import tomllib
+
+    from streamlit import config
+
+    original = config.get_option("client.showErrorDetails")
+    shipped = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    config.set_option("client.showErrorDetails", shipped.get("client", {}).get("showErrorDetails", original))
+    yield
+    config.set_option("client.showErrorDetails", original)
+
+
+def test_a_79_megapixel_jpeg_is_decoded_downscaled(tmp_path):
+    """The single-photo page loads photos with core.analysis.load_photo: measured in a child
+    process, its peak memory must stay far below the 237 MB of the decoded full-size image."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    photo = tmp_path / "huge.jpg"
+    Image.new("RGB", (10240, 7712), (150, 110, 90)).save(photo, quality=90)  # 79.0 megapixels
+    child = (f"import resource, sys; sys.path.insert(0, {str(PROJECT_ROOT)!r})\n"
+             "from core.analysis import load_photo\n"
+             f"data = open({str(photo)!r}, 'rb').read()\n"
+             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+             "image, scale = load_photo(data)\n"
+             "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+             "print(image.shape[1], image.shape[0], scale, grown // 1024)")
+    width, height, scale, grown_mb = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                                                    check=True).stdout.split()
+    assert (int(width), int(height)) == (1280, 964) and float(scale) == 8.0
+    assert int(grown_mb) < 40, f"peak memory grew by {grown_mb} MB"
+
+
 def test_batch_of_uploads_and_a_zip(app, utkface_dir):
     import cv2
 
@@ -410,6 +633,12 @@ def test_batch_uploads_over_the_cap_are_refused_with_a_message(app, upload_cap_1
     assert not any(b.key == "batch_run" for b in app.button)
 
 
+def test_the_batch_page_states_the_upload_cap(app, upload_cap_1mb):
+    open_page(app, "batch")
+    assert app.get("file_uploader")[0].proto.label == "Images, or zip files of images (at most 1 MB in total)"
+    assert any("at most 1 MB in total: the browser refuses larger files" in i.value for i in app.info)
+
+
 # -- uploads ---------------------------------------------------------------------------------------
 
 class FakeUpload:
@@ -420,9 +649,9 @@ class FakeUpload:
         return self.data
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
+def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
@@ -457,6 +686,45 @@ def test_uploads_are_bounded_in_count_and_size(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     with pytest.raises(uploads.UploadError, match="not a readable zip"):
         uploads.extract_zip(b"not a zip", tmp_path / "c", uploads.Budget())
+
+
+def test_encrypted_zip_members_are_left_out(tmp_path):
+    archive = _rewrite_header(_zip({"locked.jpg": b"scrambled"}), "locked.jpg", FLAGS, 0x1)  # password-protected
+    assert uploads.extract_zip(archive, tmp_path / "z", uploads.Budget()) == [("locked.jpg", "encrypted")]
+
+
+def test_a_zip_bomb_writes_nothing(tmp_path):
+    bomb = _zip({"bomb.jpg": bytes(50 << 20)}, zipfile.ZIP_DEFLATED)  # 50 MB of zeros in a 50 kB zip
+    with pytest.raises(uploads.UploadError, match="zip bomb"):
+        uploads.save_uploads([FakeUpload("bomb.zip", bomb)], tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_archive_that_lies_about_a_size_is_deleted_at_once(tmp_path):
+    archive = _rewrite_header(_zip({"a.jpg": b"ok" * 10, "b.jpg": bytes(1 << 20)}), "b.jpg", SIZE, 1000)
+    with pytest.raises(uploads.UploadError, match="b.jpg is damaged"):
+        uploads.save_uploads([FakeUpload("photos.zip", archive)], tmp_path)
+    assert not any(tmp_path.iterdir())  # a.jpg, extracted first, is gone too
+
+
+FLAGS, SIZE = ("<H", 6, 8), ("<I", 22, 24)  # a header field: format, offset in the local and the central header
+
+
+def _rewrite_header(archive: bytes, name: str, field: tuple[str, int, int], value: int) -> bytes:
+    """The zip with one field of `name`'s local and central headers set to `value`."""
+    import struct
+
+    data, encoded = bytearray(archive), name.encode()
+    fmt, local_at, central_at = field
+    for signature, name_length_at, name_at, field_at in ((b"PK\x03\x04", 26, 30, local_at),
+                                                         (b"PK\x01\x02", 28, 46, central_at)):
+        at = data.find(signature)
+        while at != -1:
+            length = struct.unpack_from("<H", data, at + name_length_at)[0]
+            if data[at + name_at:at + name_at + length] == encoded:
+                struct.pack_into(fmt, data, at + field_at, value)
+            at = data.find(signature, at + 4)
+    return bytes(data)
 
 
 def test_duplicate_upload_names_are_kept_apart(tmp_path):

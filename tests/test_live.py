@@ -304,13 +304,14 @@ def test_page_passes_ice_servers_and_rejects_bad_ones(page):
     assert any("not valid JSON" in e.value for e in page.error)
 
 
-def test_page_reports_a_failing_frame_and_keeps_the_video(page, monkeypatch):
+def test_page_reports_a_failing_frame_and_keeps_the_video(page, monkeypatch, caplog):
     def broken(self, frame, show_probability=False):
-        raise RuntimeError("model exploded")
+        raise RuntimeError("model exploded in /srv/private")
 
     monkeypatch.setattr(FrameProcessor, "process", broken)
     page.run()
-    assert any("model exploded" in e.value for e in page.error)
+    assert [e.value for e in page.error] == ["Processing a frame failed; the details are in the server's log."]
+    assert any("exploded" in str(record.exc_info[1]) for record in caplog.records if record.exc_info)  # logged
     assert len(page.outputs) == 8 and page.outputs[0].width == 640  # frames pass through unchanged
 
 

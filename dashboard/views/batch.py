@@ -10,35 +10,32 @@ import streamlit as st
 from core.batch import analyze_folder
 from core.images import IMAGE_EXTENSIONS
 from core.spreadsheet import to_safe_csv
-from dashboard import charts, components, state, tables, uploads
+from dashboard import access, charts, components, state, tables, uploads
 
 UPLOAD, FOLDER = "Upload images or zip files", "A folder on the server"
 
 
-def upload_limit_mb() -> int:
-    """The server's upload cap (server.maxUploadSize, per file), applied to the whole batch too."""
-    return int(st.get_option("server.maxUploadSize"))
-
-
 def choose_input():
-    """(uploaded files, None) or (None, folder path); stops the page until there is something."""
-    if st.radio("Images", [UPLOAD, FOLDER], horizontal=True, label_visibility="collapsed", key="batch_mode") == UPLOAD:
+    """(uploaded files, None) or (None, folder path); stops the page until there is something.
+    Server folders are offered only under the shared roots (`access`), and only when there are some."""
+    roots = state.server_roots()
+    modes = [UPLOAD, FOLDER] if roots else [UPLOAD]
+    if st.radio("Images", modes, horizontal=True, label_visibility="collapsed", key="batch_mode") == UPLOAD:
         files = st.file_uploader(
-            f"Images, or zip files of images (at most {upload_limit_mb()} MB in total)", accept_multiple_files=True,
-            type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS] + ["zip"], key="batch_files")
-        total_mb = sum(f.size for f in files) / 2**20
-        if total_mb > upload_limit_mb():
-            st.error(f"These uploads add up to {total_mb:,.0f} MB; the limit is {upload_limit_mb()} MB per batch. "
-                     "Upload fewer files, or put them in a folder on the server and analyse that folder.")
-            st.stop()
+            f"Images, or zip files of images (at most {components.upload_limit_mb()} MB in total)",
+            accept_multiple_files=True, type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS] + ["zip"], key="batch_files")
+        components.refuse_oversized(files, "Upload fewer files at a time.")
         return (files, None) if files else (None, None)
     source = state.selected_source()
-    suggestion = source.path if source.has_images and Path(source.path).is_dir() else ""
+    suggestion = source.path if source.has_images and access.is_shared(source.path, roots, "folder") else ""
     folder = st.text_input("Folder on the server (sub-folders included)", value=suggestion, key="batch_folder").strip()
-    if folder and not Path(folder).expanduser().is_dir():
-        st.error(f"No such folder: {folder}")
+    if not folder:
         return None, None
-    return None, (Path(folder).expanduser() if folder else None)
+    try:
+        return None, access.server_path(folder, roots, "folder")
+    except access.PathRefused as exc:
+        st.error(f"Folder {exc}.")
+        return None, None
 
 
 def analyse(files, folder: Path | None, aligned: bool, small_faces: bool):
@@ -96,4 +93,6 @@ if st.button("Analyse", type="primary", disabled=not (files or folder), key="bat
 if st.session_state.get("batch_results"):
     show(*st.session_state["batch_results"])
 else:
-    st.info("Upload photos or zip files, or give a folder on the server, then press Analyse.")
+    st.info(f"Upload photos or zip files (at most {components.upload_limit_mb()} MB in total: the browser refuses "
+            "larger files, with a red mark next to them)"
+            f"{', or give a folder on the server' if state.server_roots() else ''}, then press Analyse.")

@@ -180,7 +180,7 @@ def take_latest(results: queue.Queue) -> float | None:
 
 def render(result, show_probabilities: bool, stopped: bool = False) -> None:
     if isinstance(result, Exception):
-        st.error(f"Processing a frame failed: {result}")
+        st.error("Processing a frame failed; the details are in the server's log.")
     elif result is not None:
         show_stats(result, show_probabilities)
     elif stopped:

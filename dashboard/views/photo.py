@@ -16,13 +16,16 @@ st.caption("Faces are found by the face detector, aligned like the training crop
            f"model selected in the sidebar (`{state.display_name(state.selected_model())}`).")
 mode = st.radio("Photo", [UPLOAD, CAMERA], horizontal=True, label_visibility="collapsed", key="photo_mode")
 if mode == UPLOAD:
-    photo = st.file_uploader("Photo", type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS], key="photo_upload")
+    photo = st.file_uploader(f"Photo (at most {components.upload_limit_mb()} MB)",
+                             type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS], key="photo_upload")
 else:
     photo = st.camera_input("Camera", key="photo_camera")
 small_faces = st.checkbox("Also look for small faces (group photos, slower)", key="photo_small_faces")
 if photo is None:
-    st.info("Upload a photo or take one with your camera: each face gets a numbered box with its age and gender.")
+    st.info("Upload a photo or take one with your camera: each face gets a numbered box with its age and gender. "
+            f"Photos over {components.upload_limit_mb()} MB are refused by the browser (a red mark next to the file).")
     st.stop()
+components.refuse_oversized(photo, "Use a smaller copy of the photo.")
 
 analyzer = components.analyzer_or_stop("group photos" if small_faces else "photos")
 try:

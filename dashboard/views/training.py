@@ -1,6 +1,7 @@
 """Training: curves of run folders overlaid, and new runs launched in the background."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -9,10 +10,15 @@ import streamlit as st
 
 from core.config import DATASET_FORMATS, DEFAULT_DATASET_DIR, Config
 from core.runs import HISTORY_FILE, METRICS_FILE, SETTINGS_FILE
-from dashboard import charts, jobs, state, tables
+from dashboard import access, charts, jobs, state, tables
 
+logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 2
 DETECT = "detect"
+STOP_HELP = ("Ends training after the current step; the best epoch so far is kept, scored on the test split "
+             "and saved, which takes 10-20 s more.")
+STOPPING = ("Stopping: the current training step ends, then the best epoch so far is scored on the test split "
+            "and saved (10-20 s on two cores; 13 s for a tiny run).")
 
 
 def run_summary(runs: dict[str, Path]) -> pd.DataFrame:
@@ -32,14 +38,20 @@ def run_summary(runs: dict[str, Path]) -> pd.DataFrame:
 
 
 def job_panel(name: str, job: jobs.TrainingJob) -> None:
+    """One of this session's runs: progress, Stop while it trains, Dismiss once it has ended."""
     status, done, total = job.status, job.epochs_done(), job.settings.config.epochs
     lines = job.log_lines()
     with st.container(border=True):
         head, action = st.columns([6, 1])
         head.markdown(f"**{name}**: {status}, epoch {done} of {total}")
         if status == "running":
-            action.button("Stop", key=f"stop_{name}", on_click=job.stop,
-                          help="Stops now; the best epoch so far is kept and scored on the test split.")
+            action.button("Stop", key=f"stop_{name}", on_click=job.stop, help=STOP_HELP)
+        elif not job.active:
+            action.button("Dismiss", key=f"dismiss_{name}", on_click=state.training_jobs().dismiss,
+                          args=(name, state.session_id()),
+                          help="Hides this panel; the run stays among the runs to compare.")
+        if status == "stopping":
+            st.status(STOPPING, state="running")
         finished = status == "finished"
         st.progress(1.0 if finished else min(1.0, done / total), text=lines[-1][:150] if lines else "starting...")
         if status == "failed":
@@ -48,9 +60,15 @@ def job_panel(name: str, job: jobs.TrainingJob) -> None:
             st.code("\n".join(lines[-30:]) or "(empty)", language=None)
 
 
-def curves_section() -> None:
-    launched = {name: job.run_dir for name, job in state.training_jobs().items()}
-    runs = {state.display_name(r): r for r in state.list_runs() if (r / HISTORY_FILE).is_file()} | launched
+def my_jobs() -> dict[str, jobs.TrainingJob]:
+    """The runs this session started (a copy: other sessions may add runs meanwhile)."""
+    me = state.session_id()
+    return {name: job for name, job in state.training_jobs().snapshot().items() if job.owner == me}
+
+
+def curves_section(mine: dict[str, jobs.TrainingJob]) -> None:
+    listed = {state.display_name(r): r for r in state.list_runs() if (r / HISTORY_FILE).is_file()}
+    runs = listed | {name: job.run_dir for name, job in mine.items()}
     if not runs:
         st.info(f"No run folder with a {HISTORY_FILE} yet: train one below.")
         return
@@ -65,40 +83,63 @@ def curves_section() -> None:
 
 
 def monitor(polling: bool) -> None:
-    """Jobs and curves; while a job runs this fragment redraws itself every few seconds."""
-    launched = state.training_jobs()
-    if polling and not any(job.status == "running" for job in launched.values()):
+    """This session's jobs and the curves; while one of its jobs runs this fragment redraws itself
+    every few seconds."""
+    mine = my_jobs()
+    if polling and not any(job.active for job in mine.values()):
         st.rerun()  # the last job just ended: redraw the whole page, without polling
-    for name, job in reversed(list(launched.items())):  # other sessions may add jobs meanwhile
+    if others := state.training_elsewhere():
+        st.caption(f"{len(others)} run(s) training for other sessions: they join the runs to compare once they end.")
+    for name, job in reversed(mine.items()):
         job_panel(name, job)
-    curves_section()
+    curves_section(mine)
+
+
+class RunRefused(ValueError):
+    """The Training form's settings cannot start a run; the message says why."""
 
 
 def launch() -> None:
-    """Form callback: validate the settings and start `python -m core train` in the background."""
+    """Form callback: start the run, or say why not."""
     s = st.session_state
+    try:
+        display = start_run(s)
+    except RunRefused as exc:
+        s["train_feedback"] = str(exc)
+        return
+    s["compare_runs"] = [*s.get("compare_runs", []), display]
+    s["train_name"] = new_run_name()
+    s["train_feedback"] = None
+
+
+def start_run(s) -> str:
+    """Validate the form's settings and start `python -m core train` in the background for this
+    session; returns the run's display name, raises RunRefused."""
     name, data = s["train_name"].strip(), s["train_data"].strip()
     run_dir = state.runs_dir() / name
+    display = state.display_name(run_dir)
     if not jobs.RUN_NAME.match(name):
-        s["train_feedback"] = "Run name: letters, digits, dot, dash or underscore (up to 64), please."
-    elif run_dir.exists():
-        s["train_feedback"] = f"{state.display_name(run_dir)} already exists: choose another run name."
-    elif not data or not Path(data).expanduser().exists():
-        s["train_feedback"] = f"No dataset at {data!r}."
-    else:
-        config = Config(**{option.name: s[f"train_{option.name}"] for option in Config.options()})
-        settings = jobs.TrainSettings(data=str(Path(data).expanduser()), config=config,
-                                      fmt=None if s["train_format"] == DETECT else s["train_format"],
-                                      limit=s["train_limit"] or None)
-        display = state.display_name(run_dir)
-        try:
-            state.training_jobs()[display] = jobs.start(run_dir, settings)
-        except OSError as exc:
-            s["train_feedback"] = f"Cannot start training in {display}: {exc}"
-            return
-        s["compare_runs"] = [*s.get("compare_runs", []), display]
-        s["train_name"] = new_run_name()
-        s["train_feedback"] = None
+        raise RunRefused("Run name: letters, digits, dot, dash or underscore (up to 64), please.")
+    if run_dir.exists():
+        raise RunRefused(f"{display} already exists: choose another run name.")
+    if not data:
+        raise RunRefused("Dataset: give a UTKFace folder, a 48x48 pixel CSV, or a folder with labels.csv.")
+    try:
+        dataset = access.server_path(data, state.server_roots())
+    except access.PathRefused as exc:
+        raise RunRefused(f"Dataset {exc}.") from None
+    config = Config(**{option.name: s[f"train_{option.name}"] for option in Config.options()})
+    settings = jobs.TrainSettings(data=str(dataset), config=config,
+                                  fmt=None if s["train_format"] == DETECT else s["train_format"],
+                                  limit=s["train_limit"] or None)
+    try:
+        state.training_jobs().start(display, run_dir, settings, state.session_id())
+    except jobs.ServerBusy as exc:
+        raise RunRefused(f"Not started: {exc}.") from None
+    except OSError as exc:
+        logger.exception("cannot start training in %s", run_dir)
+        raise RunRefused(f"Cannot start training in {display}: {exc.strerror or 'see the server log'}.") from None
+    return display
 
 
 def new_run_name() -> str:
@@ -122,7 +163,8 @@ def option_widget(option, default) -> None:
 
 def launch_form() -> None:
     source = state.selected_source()
-    suggestion = source.path if source.has_images else str(DEFAULT_DATASET_DIR) if DEFAULT_DATASET_DIR.is_dir() else ""
+    candidate = source.path if source.has_images else str(DEFAULT_DATASET_DIR)
+    suggestion = candidate if access.is_shared(candidate, state.server_roots()) else ""
     st.session_state.setdefault("train_name", new_run_name())
     defaults = jobs.TrainSettings(data="").config
     with st.form("train_form"):
@@ -146,7 +188,7 @@ def launch_form() -> None:
 
 st.title("Training")
 st.caption("Curves of each epoch (solid: training, dashed: validation), read from each run folder's history.csv.")
-polling = any(job.status == "running" for job in state.training_jobs().values())
+polling = any(job.active for job in my_jobs().values())
 st.fragment(monitor, run_every=REFRESH_SECONDS if polling else None)(polling)
 st.subheader("Train a new model")
 launch_form()
