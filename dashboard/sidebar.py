@@ -5,7 +5,6 @@ them through `state.selected_model()` and `state.selected_source()`.
 """
 from __future__ import annotations
 
-
 import streamlit as st
 
 from core.config import DEFAULT_DATASET_DIR
@@ -30,8 +29,13 @@ def _model_picker() -> None:
     runs = {state.display_name(run): run for run in state.list_runs()}
     default = state.display_name(state.default_model())
     names = list(runs) + ([OTHER] if state.server_roots() else [])  # typed folders only under shared roots
+    gone = st.session_state.get("model_choice")
+    if gone is not None and gone not in names:  # the chosen run was deleted or moved meanwhile
+        del st.session_state["model_choice"]  # the picker falls back to the default, and says so below
     choice = st.selectbox("Run folder", names, index=names.index(default) if default in runs else 0,
                           key="model_choice", help="Run folders under models/ and runs/, or a folder you type.")
+    if gone is not None and gone not in names:
+        st.warning(f"Run folder `{gone}` is no longer there (deleted or moved): showing `{choice}`.")
     model_dir = runs.get(choice, state.default_model())
     if choice == OTHER and (typed := st.text_input("Model folder", key="model_path",
                                                    placeholder="/path/to/run-folder").strip()):

@@ -206,6 +206,26 @@ def test_a_model_folder_outside_the_shared_roots_is_refused(app, run_dir):
         assert app.session_state["model_dir"] == str(run_dir)
 
 
+def test_a_run_folder_that_disappears_is_named_not_silently_replaced(app, run_dir, tmp_path):
+    import shutil
+
+    from dashboard.state import display_name
+
+    run = tmp_path / "runs" / "short-lived"
+    run.mkdir(parents=True)
+    shutil.copy(run_dir / "history.csv", run / "history.csv")
+    ok(app.run())
+    name = next(n for n in app.selectbox(key="model_choice").options if n.endswith("short-lived"))
+    app.selectbox(key="model_choice").set_value(name)
+    ok(app.run())
+    assert app.session_state["model_dir"] == str(run) and not app.warning
+    shutil.rmtree(run)
+    ok(app.run())
+    assert [w.value for w in app.warning] == [
+        f"Run folder `{name}` is no longer there (deleted or moved): showing `{display_name(run_dir)}`."]
+    assert app.session_state["model_dir"] == str(run_dir)
+
+
 def test_batch_folders_outside_the_shared_roots_are_refused_alike(app, tmp_path):
     (tmp_path / "link").symlink_to("/usr/share")
     open_page(app, "batch")
