@@ -41,4 +41,6 @@ def import_tensorflow():
         return sys.modules["tensorflow"]
     with native_stderr_silenced():
         import tensorflow
+
+        tensorflow.config.list_physical_devices()  # probes CUDA now, while silenced ("failed call to cuInit")
     return tensorflow

@@ -74,3 +74,5 @@ def test_train_writes_a_run_with_the_chosen_architecture(tmp_path):
     config = json.loads((tmp_path / "run" / "model.json").read_text())["config"]
     assert (config["architecture"], config["alpha"], config["image_size"], config["epochs"]) == ("mobilenetv2", 0.35, 32, 1)
     assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
+    noise = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert noise == []  # no TensorFlow, CUDA, absl or deprecation lines: the Training page's log shows this
