@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 import time
@@ -288,15 +289,14 @@ def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
     cut between the rows of its faces), which is analysed again."""
     if not out.is_file() or out.stat().st_size == 0:
         return frame([])
-    text = out.read_text(encoding="utf-8")
-    complete = text[:text.rfind("\n") + 1]
-    out.write_text(complete, encoding="utf-8")
+    text = out.read_text(encoding="utf-8", errors="replace")
     try:
-        table = read_results(out)
+        raw = read_safe_csv(io.StringIO(text[:text.rfind("\n") + 1]))  # without a half-written last line
     except (ValueError, pd.errors.ParserError) as exc:
         raise ValueError(f"cannot resume from {out}: it is not a results CSV of this tool ({exc})") from exc
-    if list(table.columns) != COLUMNS:
+    if list(raw.columns) != COLUMNS:
         raise ValueError(f"cannot resume from {out}: its columns are not those of `batch` results")
+    table = frame(raw.to_dict("records"))
     if not table.empty:
         table = table[table["file"] != table["file"].iloc[-1]]
     partial = out.with_name(f".partial-{out.name}")

@@ -9,6 +9,7 @@ reverses exactly: `read_safe_csv` removes one leading apostrophe from every text
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -33,7 +34,7 @@ def to_safe_csv(table: pd.DataFrame) -> str:
     return table.map(safe_cell).to_csv(index=False)
 
 
-def read_safe_csv(path: str | Path) -> pd.DataFrame:
+def read_safe_csv(path: str | Path | IO[str]) -> pd.DataFrame:
     """A CSV written with `safe_cell`s, with the original text restored in the text columns."""
     table = pd.read_csv(path, dtype={column: "string" for column in TEXT_COLUMNS}, keep_default_na=False,
                         na_values=[""])

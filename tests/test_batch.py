@@ -241,3 +241,58 @@ def test_a_group_photo_gets_each_persons_gender(utkface_dir, default_model_dir, 
     for (_, sex), (x, y) in zip(people, centres):
         inside = table[(table["x"] < x) & (x < table["x"] + table["w"]) & (table["y"] < y) & (y < table["y"] + table["h"])]
         assert list(inside["gender"]) == [("male", "female")[sex]]
+
+
+def test_formula_like_file_names_are_neutralised_and_recoverable(tmp_path, face_photo, tiny_model_dir):
+    from core.spreadsheet import read_safe_csv
+
+    names = ["=HYPERLINK(1+1).jpg", "+cmd.jpg", "-1.jpg", "@sum.jpg", "'quoted.jpg", "plain.jpg"]
+    for name in names:
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(jpeg_bytes(face_photo))
+    out = tmp_path / "rows.csv"
+    assert cli_main([str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_dir), "--detector", "blazeface"]) == 0
+    raw = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert not raw["file"].str.match(r"^[=+\-@]").any()  # nothing a spreadsheet would run
+    assert set(raw["file"]) == {"'" + n if n[0] in "=+-@'" else n for n in names}
+    assert sorted(read_safe_csv(out)["file"]) == sorted(names)
+
+
+def test_a_killed_batch_resumes_with_every_file_once(tmp_path, face_photo, tiny_model_dir):
+    """kill -9 in the middle of a run, then --resume: each file exactly once, no duplicate rows."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.config import PROJECT_ROOT
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(150):
+        (photos / f"p{i:03d}.jpg").write_bytes(jpeg_bytes(face_photo))
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "rows.csv"
+    args = [sys.executable, "-m", "core", "batch", str(photos), "--out", str(out), "--model", str(tiny_model_dir),
+            "--detector", "blazeface"]
+    run = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (not out.exists() or len(out.read_text().splitlines()) < 40) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    written = len(out.read_text().splitlines()) - 1
+    assert 0 < written < 151, "the run was not stopped midway"
+    assert subprocess.run(args + ["--resume"], cwd=PROJECT_ROOT, capture_output=True, timeout=300).returncode == 0
+    rows = pd.read_csv(out)
+    assert sorted(rows["file"]) == sorted(p.name for p in photos.iterdir())  # every file once (one face each)
+    assert not rows.duplicated().any()
+    assert rows.loc[rows["file"] == "broken.jpg", "status"].tolist() == ["error"]
+
+
+def test_resume_refuses_a_file_that_is_not_batch_results(tmp_path, tiny_model_dir, capsys):
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "notes.csv"
+    out.write_text("name,value\na,1\n")
+    assert cli_main([str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_dir), "--resume"]) == 2
+    assert "cannot resume from" in capsys.readouterr().err and out.read_text() == "name,value\na,1\n"
