@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import AGE_BAND_NAMES, age_band
-from .runs import CALIBRATION_FILE, ModelError, model_folder
+from .runs import CALIBRATION_FILE, ModelError, model_folder, read_settings
 
 SPREAD_QUANTILES = (0.1, 0.9)  # the distribution's range whose width the factor scales
 LEVELS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))  # coverages fitted: 0.50 .. 0.99
@@ -131,16 +131,22 @@ def fit(dist: np.ndarray, true_ages: np.ndarray, source: str) -> AgeCalibration:
 def calibrate_folder(model_dir: str | Path, data: str | Path, data_format: str | None = None) -> AgeCalibration:
     """Fit on the validation split of the run's split.csv (images read from `data`) and save."""
     from .datasets import DatasetError, load_dataset, load_images, select_split
+
+    table = select_split(load_dataset(data, data_format), model_folder(model_dir), "val")
+    if table.empty:
+        raise DatasetError(f"none of the images in {data} are in the validation split of {model_dir}")
+    images, ok = load_images(table, read_settings(model_dir)[1].image_size, progress=False)
+    return calibrate_images(model_dir, images[ok], table["age"].to_numpy()[ok],
+                            f"validation split of {model_folder(model_dir).name}/split.csv ({int(ok.sum())} faces)")
+
+
+def calibrate_images(model_dir: str | Path, images: np.ndarray, true_ages: np.ndarray, source: str) -> AgeCalibration:
+    """Fit on held-out images (uint8, any size) with their true ages, and save into the run."""
     from .inference import Predictor
 
     predictor = Predictor(model_dir)
-    table = select_split(load_dataset(data, data_format), predictor.model_dir, "val")
-    if table.empty:
-        raise DatasetError(f"none of the images in {data} are in the validation split of {predictor.model_dir}")
-    images, ok = load_images(table, predictor.image_size, progress=False)
-    dist, _ = predictor.predict_distributions(images[ok])
-    calibration = fit(dist, table["age"].to_numpy()[ok], f"validation split of {predictor.model_dir.name}/split.csv "
-                                                         f"({int(ok.sum())} faces)")
+    dist, _ = predictor.predict_distributions(predictor.prepare(images))
+    calibration = fit(dist, true_ages, source)
     calibration.save(predictor.model_dir)
     return calibration
 
