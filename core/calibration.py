@@ -60,7 +60,7 @@ class AgeCalibration:
     def to_dict(self) -> dict:
         return {"method": "conformal factor on the age distribution's q10-q90 spread, per band of predicted age",
                 "spread_quantiles": list(SPREAD_QUANTILES), "levels": list(LEVELS),
-                "factors": {band: [round(k, 4) for k in ks] for band, ks in self.factors.items()},
+                "factors": {band: list(ks) for band, ks in self.factors.items()},
                 "faces": self.faces, "source": self.source}
 
     @classmethod
@@ -107,10 +107,11 @@ def needed_factors(dist: np.ndarray, true_ages: np.ndarray) -> np.ndarray:
 
 
 def _conformal(scores: np.ndarray) -> tuple[float, ...]:
-    """The split-conformal quantile of the scores at each level (finite-sample corrected)."""
+    """The split-conformal quantile of the scores at each level (finite-sample corrected),
+    to 4 decimals as the file keeps them."""
     ordered = np.sort(scores)
     n = len(ordered)
-    return tuple(float(ordered[min(n - 1, math.ceil((n + 1) * level) - 1)]) for level in LEVELS)
+    return tuple(round(float(ordered[min(n - 1, math.ceil((n + 1) * level) - 1)]), 4) for level in LEVELS)
 
 
 def fit(dist: np.ndarray, true_ages: np.ndarray, source: str) -> AgeCalibration:

@@ -21,13 +21,13 @@ from .faces import Face, alignment_matrix
 MIN_SIZE_PX = 40  # side of the aligned crop in the photo's pixels (a UTKFace crop: 200)
 MIN_SHARPNESS = 40.0  # variance of the Laplacian of the model's grey crop
 MIN_BRIGHTNESS = 45.0  # mean grey level of the crop, 0-255
-MAX_CLIPPED = 0.4  # share of the crop's pixels crushed to black or burnt to white
+MAX_CLIPPED = 0.4  # share of the crop's pixels burnt to white
 MAX_YAW = 45.0  # degrees, estimated (see `yaw_of`)
 MAX_ROLL = 45.0  # degrees of head tilt; alignment levels the eyes, but beyond this the detector's eyes stray
-CLIP_LOW, CLIP_HIGH = 8, 247  # grey levels counted as clipped
+CLIPPED_FROM = 247  # grey levels counted as burnt to white
 FRONTAL_EYES_TO_WIDTH = 0.44  # eye distance / box width of frontal faces (UTKFace median, core.faces)
 NOSE_DEPTH = 0.55  # nose tip in front of the eyes, in eye distances (adult head proportions)
-ISSUES = ("small", "blurry", "dark", "turned")
+ISSUES = ("small", "blurry", "dark", "bright", "turned")
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,12 @@ QUALITY_COLUMNS = list(Quality(0, 0, 0, 0, None, None).columns())
 
 
 def crop_measures(crop: np.ndarray) -> tuple[float, float, float]:
-    """(sharpness, brightness, clipped share) of an RGB uint8 crop."""
+    """(sharpness, brightness, share burnt to white) of an RGB uint8 crop. Under-exposure shows
+    in the mean (dark crops keep detail in the blacks' JPEG noise), over-exposure in the clipping
+    (a bright face can have an ordinary mean)."""
     grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
     sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
-    clipped = float(((grey <= CLIP_LOW) | (grey >= CLIP_HIGH)).mean())
+    clipped = float((grey >= CLIPPED_FROM).mean())
     return sharpness, float(grey.mean()), clipped
 
 
@@ -95,7 +97,7 @@ def yaw_of(face: Face) -> float:
 def issues_of(size_px: int, sharpness: float, brightness: float, clipped: float,
               yaw: float | None, roll: float | None) -> tuple[str, ...]:
     checks = {"small": size_px < MIN_SIZE_PX, "blurry": sharpness < MIN_SHARPNESS,
-              "dark": brightness < MIN_BRIGHTNESS or clipped > MAX_CLIPPED,
+              "dark": brightness < MIN_BRIGHTNESS, "bright": clipped > MAX_CLIPPED,
               "turned": (yaw is not None and abs(yaw) > MAX_YAW) or (roll is not None and abs(roll) > MAX_ROLL)}
     return tuple(issue for issue in ISSUES if checks[issue])
 
