@@ -80,7 +80,8 @@ def answer_settings(key: str, threshold: bool = True, stacked: bool = False) -> 
 def face_table(results) -> list[dict]:
     """FaceResults as the rows the photo and live pages show: the interval, the gender's
     confidence and the quality verdict beside the point answers."""
-    return [{"face": f.number, "status": f.status, "gender": f.gender, "confidence": f.gender_confidence,
+    return [{"face": f.number, "status": f.status, "gender": f.gender, "p_female": f.p_female,
+             "confidence": f.gender_confidence,
              "age": f.age_years, "age range": f.age_text if f.age_low is not None else "",
              **({"age check": f.age_check} if f.age_check is not None else {}),
              "quality": f.quality.grade if f.quality else "", "issues": ", ".join(f.quality.issues) if f.quality else ""}
@@ -88,4 +89,5 @@ def face_table(results) -> list[dict]:
 
 
 FACE_COLUMNS = {"confidence": st.column_config.ProgressColumn("gender confidence", min_value=0.5, max_value=1.0,
-                                                              format="percent")}
+                                                              format="percent"),
+                "p_female": st.column_config.NumberColumn("P(female)", format="%.2f")}

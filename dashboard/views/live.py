@@ -160,7 +160,7 @@ def show_stats(stats: LiveStats, show_probabilities: bool) -> None:
     ordered = sorted(stats.faces, key=lambda s: s.track_id)
     rows = [{**row, "age band": s.age_band} for row, s in zip(components.face_table([s.result for s in ordered]), ordered)]
     if not show_probabilities:
-        rows = [{k: v for k, v in row.items() if k != "confidence"} for row in rows]
+        rows = [{k: v for k, v in row.items() if k not in ("confidence", "p_female")} for row in rows]
     st.subheader("In view now")
     if rows:
         st.dataframe(rows, hide_index=True, column_config=components.FACE_COLUMNS)
