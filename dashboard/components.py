@@ -71,8 +71,8 @@ def answer_settings(key: str, threshold: bool = True, stacked: bool = False) -> 
                               key=f"{key}_abstain", help=options["min_quality"]["help"])
     age_threshold = None
     if threshold and right.checkbox("Check an age threshold", key=f"{key}_check"):
-        age_threshold = right.number_input("Age threshold", options["age_threshold"]["low"],
-                                           options["age_threshold"]["high"], 18.0, 1.0, format="%g",
+        age_threshold = right.number_input("Age threshold", float(options["age_threshold"]["low"]),
+                                           float(options["age_threshold"]["high"]), 18.0, 1.0, format="%g",
                                            key=f"{key}_threshold", help=options["age_threshold"]["help"])
     return AnswerSettings(interval=interval, min_quality=QUALITY_GRADES[int(abstain)], age_threshold=age_threshold)
 

@@ -328,3 +328,15 @@ def test_page_reports_a_failing_frame_and_keeps_the_video(page, monkeypatch):
     page.run()
     assert any("model exploded" in e.value for e in page.error)
     assert len(page.outputs) == 8 and page.outputs[0].width == 640  # frames pass through unchanged
+
+
+def test_page_answer_settings_reach_the_processor(page):
+    page.run()
+    page.checkbox(key="live_check").check().run()
+    page.number_input(key="live_threshold").set_value(21).run()
+    page.slider(key="live_interval").set_value(0.9).run()
+    assert not page.exception
+    answers = page.session_state["live_processor"].analyzer.answers
+    assert (answers.age_threshold, answers.interval, answers.min_quality) == (21, 0.9, "poor")
+    faces = page.dataframe[0].value
+    assert {"age range", "quality", "issues"} <= set(faces.columns)
