@@ -391,11 +391,17 @@ def test_batch_on_a_server_folder_of_aligned_crops(app, utkface_dir, tmp_path):
     ok(app.run())
     app.text_input(key="batch_folder").set_value(str(tmp_path))
     app.checkbox(key="batch_aligned").check()
+    app.checkbox(key="batch_check").check()
     ok(app.run())
+    app.number_input(key="batch_threshold").set_value(18)
     app.button(key="batch_run").click()
     ok(app.run())
     assert metric(app, "Images") == "5" and metric(app, "Faces found") == "5"
     assert "folder" in captions(app)
+    results = next(frame.value for frame in app.dataframe if "age_check" in frame.value)
+    assert results["age_check"].isin(["over", "under", "uncertain"]).all() and (results["age_threshold"] == 18).all()
+    assert (results["age_low"] <= results["age_high"]).all() and results["quality"].notna().all()
+    assert any(info.value.startswith("Age check at 18:") for info in app.info)
 
 
 @pytest.fixture
