@@ -106,8 +106,9 @@ def test_quality_sees_blur_darkness_and_pose():
     assert "small" in measure(None, crop, (24, 24)).issues
     frontal = Face(100, 100, 100, 100, 0.9, (128.0, 130.0), (172.0, 130.0))
     assert roll_of(frontal) == 0 and yaw_of(frontal) == pytest.approx(0, abs=1)
-    tilted = Face(100, 100, 100, 100, 0.9, (128.0, 130.0), (150.0, 130.0 + 22 * 3 ** 0.5))
-    assert roll_of(tilted) == pytest.approx(60) and "turned" in measure(tilted, crop, (400, 400)).issues
+    angle = np.radians(70)
+    tilted = Face(100, 100, 100, 100, 0.9, (128.0, 130.0), (128 + 44 * np.cos(angle), 130 + 44 * np.sin(angle)))
+    assert roll_of(tilted) == pytest.approx(70) and "turned" in measure(tilted, crop, (400, 400)).issues
     narrow = Face(100, 100, 100, 100, 0.9, (140.0, 130.0), (160.0, 130.0))  # eyes close together: turned away
     assert yaw_of(narrow) > 60
 
