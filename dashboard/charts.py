@@ -182,9 +182,9 @@ def coverage(table: pd.DataFrame, title: str, target: float) -> go.Figure:
                     customdata=rows["median_width"], cliponaxis=False,
                     hovertemplate="%{x}: %{y:.1%} covered, median width %{customdata:.0f} years<extra></extra>")
     fig.add_hline(y=target, line_dash="dash", line_color="gray", annotation_text=f"promised {target:.0%}",
-                  annotation_position="bottom right")
+                  annotation_position="bottom left")
     fig.update_layout(barmode="group", yaxis=dict(title="share of true ages inside", range=[0, BAR_HEADROOM],
-                                                  tickformat=".0%"),
+                                                  tickformat=".0%", tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0]),
                       xaxis=dict(title="age band", categoryorder="array", categoryarray=list(AGE_BAND_NAMES)))
     return _finish(fig, title)
 
