@@ -5,6 +5,10 @@ caller and passed in). `analyze` does a whole photo; its three steps (`detect`, 
 `predict`) are public so that batch analysis can run detection in parallel threads and batch the
 model calls across photos, and live video can track faces between detections, while all of them
 produce the same results for the same image. Drawing is `core.drawing.draw_faces`.
+
+Each result also says how far to trust it: a calibrated age range (`core.calibration`), the
+gender's confidence, the face's quality (`core.quality`) and, as `AnswerSettings` ask, abstention
+on poor faces and an age check. `face_result` is the one place these are decided.
 """
 from __future__ import annotations
 
@@ -145,8 +149,8 @@ def load_photo(source: Photo) -> tuple[np.ndarray, float]:
 
 
 class FaceAnalyzer:
-    """Detector + model. Without a detector, every image is taken as one aligned face crop
-    (e.g. UTKFace). Thread-safe: both parts are."""
+    """Detector + model, reporting as `answers` say. Without a detector, every image is taken
+    as one aligned face crop (e.g. UTKFace). Thread-safe: both parts are."""
 
     def __init__(self, predictor: Predictor, detector: Detector | None = None,
                  answers: AnswerSettings = DEFAULT_ANSWERS):

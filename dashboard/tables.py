@@ -117,3 +117,12 @@ def age_checks(metrics: Mapping) -> pd.DataFrame:
     rows = [{"threshold": int(threshold), **values} for threshold, values in (metrics.get("age_checks") or {}).items()]
     return pd.DataFrame(rows, columns=["threshold", "n", "decided", "uncertain", "wrong_of_decided", "false_over",
                                        "false_under"])
+
+
+def with_age_range(results: pd.DataFrame) -> pd.DataFrame:
+    """Batch results with the interval as people read it ("25-31") beside the point age."""
+    ranged = results["age_low"].notna() & results["age_high"].notna()
+    text = results["age_low"].astype("string") + "-" + results["age_high"].astype("string")
+    shown = results.copy()
+    shown.insert(shown.columns.get_loc("age") + 1, "age_range", text.where(ranged, ""))
+    return shown

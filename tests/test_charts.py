@@ -286,3 +286,11 @@ def test_age_check_table_lists_thresholds_in_order():
                                      "false_over": 0.5, "false_under": 0.0}}}
     table = tables.age_checks(metrics)
     assert table["threshold"].tolist() == [13, 18] and table.loc[1, "false_over"] == 0.5
+
+
+def test_batch_rows_get_their_age_range_as_text():
+    results = pd.DataFrame({"file": ["a", "b", "c"], "status": ["ok", "ok", "no_face"], "age": [28.3, 5.0, None],
+                            "age_low": pd.array([25, 4, None], "Int64"), "age_high": pd.array([31, 6, None], "Int64")})
+    shown = tables.with_age_range(results)
+    assert list(shown.columns) == ["file", "status", "age", "age_range", "age_low", "age_high"]
+    assert shown["age_range"].tolist() == ["25-31", "4-6", ""]

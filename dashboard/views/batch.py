@@ -93,7 +93,7 @@ def show(what: str, results, rejected) -> None:
                                            x_title="predicted age (years)"), key="batch_ages")
         middle.plotly_chart(charts.share(found, "gender", "Gender"), key="batch_genders")
         right.plotly_chart(charts.pyramid(found, "Age-gender pyramid"), key="batch_pyramid")
-    st.dataframe(results, hide_index=True, column_config={
+    st.dataframe(tables.with_age_range(results), hide_index=True, column_config={
         "p_female": st.column_config.ProgressColumn("P(female)", min_value=0.0, max_value=1.0, format="%.2f"),
         "gender_confidence": components.FACE_COLUMNS["confidence"]})
 
