@@ -7,13 +7,14 @@ On the model's VALIDATION split (the test split stays untouched for the model ca
   measure is taken on the model's crop exactly as `core.quality.measure` does, and the age MAE,
   gender accuracy and 80 % interval coverage are reported per bin of the measure;
 - turned: each crop goes through the photo pipeline (BlazeFace, alignment), binned by the
-  estimated yaw; tilted: crops are rotated, then detected and aligned (roll as measured).
+  estimated yaw; tilted: crops are rotated, then detected and aligned (roll as measured);
+- and, when AFW is beside the project, how the yaw estimate reads faces of annotated pose.
 
 A bin is "worse" when its age MAE exceeds 1.2x the undegraded MAE or its gender accuracy is 3
 points below; each threshold is the boundary of the worse bins nearest to the good side. Prints
 Markdown tables for the model card and a JSON summary as the last line.
 
-    python bench/quality.py [--model models/default] [--limit 2136] [--out runs/bench/quality.json]
+    python bench/quality.py [--model models/default] [--limit 2136] [--out runs/bench/quality.json] [--only-afw]
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from core.datasets import load_dataset, select_split  # noqa: E402
 from core.faces import FaceDetector  # noqa: E402
 from core.images import load_image, resize_square  # noqa: E402
 from core.inference import Predictor  # noqa: E402
-from core.quality import crop_measures  # noqa: E402
+from core.quality import MAX_YAW, crop_measures  # noqa: E402
 
 MAE_FACTOR, ACCURACY_DROP = 1.2, 0.03  # what makes a bin "worse" than undegraded faces
 SIZES = (200, 96, 64, 48, 40, 32, 24, 16, 12)  # px: the face shrunk to this, then blown up again
@@ -118,6 +119,27 @@ def through_detector(analyzer: FaceAnalyzer, crops, table, angles) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def afw_yaw(folder: Path, threshold: float) -> list[dict]:
+    """How the yaw estimate reads faces of known pose: AFW's annotated faces (no ages, so no error
+    curve), matched to detections by centre, per band of annotated |yaw|."""
+    from core.analysis import load_photo
+    from core.quality import yaw_of
+
+    faces, detector, rows = pd.read_csv(folder / "faces.csv"), FaceDetector(full_range="always"), []
+    for file, group in faces.groupby("file"):
+        image, scale = load_photo(folder / "images" / file)
+        for face in detector.detect(image):
+            x, y = (face.x + face.w / 2) * scale, (face.y + face.h / 2) * scale
+            hit = group[(group.x <= x) & (x <= group.x + group.w) & (group.y <= y) & (y <= group.y + group.h)]
+            if len(hit):
+                rows.append({"true": abs(hit.iloc[0]["yaw_deg"]), "estimated": abs(yaw_of(face))})
+    table = pd.DataFrame(rows)
+    bands = pd.cut(table["true"], [0, 15, 30, 45, 60, 90], include_lowest=True)
+    return [{"low": float(band.left), "high": float(band.right), "n": int(len(g)),
+             "median_estimate": float(g["estimated"].median()), "flagged": float((g["estimated"] > threshold).mean())}
+            for band, g in table.groupby(bands, observed=True)]
+
+
 def markdown(title: str, unit: str, points: list[dict]) -> str:
     lines = [f"| {title} ({unit}) | n | age MAE | gender accuracy | 80 % interval coverage |",
              "| --- | ---: | ---: | ---: | ---: |"]
@@ -133,8 +155,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2136, help="validation faces used (random sample)")
     parser.add_argument("--pose-limit", type=int, default=600, help="of those, faces rotated for the roll curve")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/quality.json"))
+    parser.add_argument("--afw", type=Path, default=DEFAULT_DATASET_DIR.parent / "afw",
+                        help="AFW folder, to see how the yaw estimate reads faces of annotated pose (skipped if absent)")
+    parser.add_argument("--only-afw", action="store_true", help="just the AFW check (the curves take ~15 min)")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.only_afw:
+        print(json.dumps({"afw_yaw": afw_yaw(args.afw, MAX_YAW)}))
+        return
 
     table = select_split(load_dataset(args.data), args.model, "val")
     table = table.sample(n=min(args.limit, len(table)), random_state=0)
@@ -171,6 +199,11 @@ def main() -> None:
     summary["curves"]["rotated"] = [{"low": float(a), "high": float(a), "detected": float(g["found"].mean()),
                                      "median_roll": float(g["roll"].median()), **scores(g[g["found"]])}
                                     for a, g in tilted.groupby("angle")]
+    if args.afw.is_dir():
+        summary["afw_yaw"] = afw_yaw(args.afw, MAX_YAW)
+        print("\n| AFW annotated yaw | faces | median estimate | flagged turned |\n| --- | ---: | ---: | ---: |")
+        print("\n".join(f"| {p['low']:.0f}-{p['high']:.0f} | {p['n']} | {p['median_estimate']:.0f} | {p['flagged']:.0%} |"
+                        for p in summary["afw_yaw"]))
     summary["seconds"] = round(time.perf_counter() - started)
 
     for name, points in summary["curves"].items():
