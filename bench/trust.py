@@ -7,6 +7,7 @@ predicted and by true age), median width; for the 0.8 intervals, per age thresho
 and a JSON summary as the last line.
 
     python bench/trust.py [--model models/default] [--data ../shared/datasets/UTKFace] [--interval 0.8 0.9]
+    python bench/trust.py --photos ../shared/datasets/face-research-lab    # whole photos, never seen
 """
 from __future__ import annotations
 
@@ -34,6 +35,20 @@ def test_rows(model: str, data: str, coverage: float):
     return rows.assign(age_true=rows["file"].map(true), age_pred=rows["age"])
 
 
+def photo_rows(folder: Path, model: str, coverage: float):
+    """The same on whole photos of a folder with a labels.csv (file, age, ...), e.g. the
+    face-research-lab portraits: detected, aligned and read as `python -m core batch` does."""
+    import pandas as pd
+
+    from core.faces import FaceDetector
+
+    labels = pd.read_csv(folder / "labels.csv").dropna(subset=["age"])
+    analyzer = FaceAnalyzer(Predictor(model), FaceDetector(), AnswerSettings(interval=coverage))
+    rows = analyze_images([(name, folder / name) for name in labels["file"]], analyzer)
+    rows = rows[(rows["status"] == "ok") & (rows["face"] == 1)]  # the portrait's (best) face
+    return rows.assign(age_true=rows["file"].map(dict(zip(labels["file"], labels["age"]))), age_pred=rows["age"])
+
+
 def markdown(coverages: dict, checks: dict) -> str:
     lines = ["| coverage asked | faces | covered | median width | " + " | ".join(AGE_BAND_NAMES) + " |",
              "| --- | ---: | ---: | ---: |" + " ---: |" * len(AGE_BAND_NAMES)]
@@ -55,10 +70,11 @@ def main() -> None:
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     parser.add_argument("--data", default=str(DEFAULT_DATASET_DIR))
     parser.add_argument("--interval", type=float, nargs="+", default=[0.8, 0.9])
+    parser.add_argument("--photos", type=Path, help="instead: a folder of labelled photos (labels.csv: file, age)")
     args = parser.parse_args()
     coverages, checks = {}, {}
     for level in args.interval:
-        rows = test_rows(args.model, args.data, level)
+        rows = photo_rows(args.photos, args.model, level) if args.photos else test_rows(args.model, args.data, level)
         coverages[str(level)] = interval_coverage(rows)
         if level == AnswerSettings().interval:
             checks = age_check_rates(rows, CHECK_THRESHOLDS)
