@@ -21,7 +21,7 @@ from .config import DEFAULT_MODEL_DIR, gender_of
 from .geometry import as_rgb_uint8
 from .images import load_image, resize_square
 from .quiet import native_stderr_silenced
-from .runs import LITERT_FILE, MODEL_FILE, ModelError, model_folder, read_settings
+from .runs import CALIBRATION_FILE, LITERT_FILE, MODEL_FILE, ModelError, model_folder, read_settings, stamp
 
 Crop = Union[np.ndarray, str, Path, bytes]
 ENGINES = ("litert", "keras")
@@ -104,7 +104,7 @@ class Predictor:
         self.batch_size = batch_size
         self.flip_tta = self.config.flip_tta if flip_tta is None else flip_tta
         self._ages = np.arange(self.config.max_age + 1, dtype=np.float64)
-        self.calibration = load_calibration(self.model_dir)
+        self._calibration, self._calibration_version = None, None
         self._net = (_LiteRtNet(self.model_dir, threads or os.cpu_count() or 1) if engine == "litert"
                      else _KerasNet(self.model_dir))
 
@@ -139,6 +139,15 @@ class Predictor:
     def expected_ages(self, dist: np.ndarray) -> np.ndarray:
         """The point age of each distribution: its expectation (what the age loss trained)."""
         return dist @ self._ages
+
+    @property
+    def calibration(self):
+        """The run's age calibration (None when it has none), read again when the file changes:
+        `calibrate`, or a training run finishing, may write it while a server holds this Predictor."""
+        version = stamp(self.model_dir / CALIBRATION_FILE)
+        if version != self._calibration_version:
+            self._calibration, self._calibration_version = load_calibration(self.model_dir), version
+        return self._calibration
 
     def age_intervals(self, dist: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray] | None:
         """Calibrated (low, high) ages at `coverage`, or None for an uncalibrated model."""

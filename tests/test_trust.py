@@ -159,10 +159,16 @@ def test_reliability_reports_by_hand():
 
 # -- plumbing on a tiny model -----------------------------------------------------------------------
 
-def test_an_uncalibrated_model_gives_no_interval_and_decides_nothing(tiny_model_dir):
+def test_an_uncalibrated_model_gives_no_interval_and_decides_nothing(tiny_model_dir, noisy_faces):
     analyzer = FaceAnalyzer(Predictor(tiny_model_dir), answers=AnswerSettings(age_threshold=18))
     (result,) = analyzer.analyze(synthetic_face(30, 0, size=64))
     assert result.age_low is None and result.age_check == "uncertain" and result.quality is not None
+    fit(*noisy_faces, "later").save(tiny_model_dir)  # e.g. `calibrate` while a server holds the predictor
+    try:
+        (result,) = analyzer.analyze(synthetic_face(30, 0, size=64))
+        assert result.age_low is not None and analyzer.predictor.calibration.source == "later"
+    finally:
+        (tiny_model_dir / CALIBRATION_FILE).unlink()
 
 
 @pytest.fixture(scope="module")
