@@ -5,6 +5,10 @@ caller and passed in). `analyze` does a whole photo; its three steps (`detect`, 
 `predict`) are public so that batch analysis can run detection in parallel threads and batch the
 model calls across photos, and live video can track faces between detections, while all of them
 produce the same results for the same image. Drawing is `core.drawing.draw_faces`.
+
+Each result also says how far to trust it: a calibrated age range (`core.calibration`), the
+gender's confidence, the face's quality (`core.quality`) and, as `AnswerSettings` ask, abstention
+on poor faces and an age check. `face_result` is the one place these are decided.
 """
 from __future__ import annotations
 
@@ -14,11 +18,15 @@ from typing import Protocol, Sequence, Union
 
 import numpy as np
 
+from .calibration import age_check
+from .config import QUALITY_GRADES, AnswerSettings
 from .faces import Face, align_face, build_detector, fit_within
 from .geometry import as_rgb_uint8
 from .images import ImageError, ImageSource, decode_image, resize_square
 from .inference import GenderReadout, Prediction, Predictor
+from .quality import QUALITY_COLUMNS, Quality, measure as measure_quality
 
+DEFAULT_ANSWERS = AnswerSettings()
 WORK_SIDE = 1600  # photos are analysed at most this large: plenty for faces, bounded in memory
 Photo = Union[ImageSource, np.ndarray]
 
@@ -49,7 +57,12 @@ class FaceResult(GenderReadout):
 
     `number` counts faces from 1 in the order they are reported (by detection score; in live
     video, the track's number) and is drawn on the face's box, so tables and pictures agree.
-    `age` is rounded to 0.1 year once, here; `age_years` is the whole number shown to people."""
+    `age` is rounded to 0.1 year once, here; `age_years` is the whole number shown to people.
+    `age_low`..`age_high` (whole years, inclusive) holds the true age with the calibrated
+    coverage asked for (None when the model has no calibration); `quality` holds the face's
+    measures and issues; `status` is "uncertain" when the face is below the quality asked for
+    (the numbers stay, for reference, but should not be relied on); `age_check` is the answer
+    to an age threshold when one was asked for (see `face_result`)."""
 
     number: int
     x: int
@@ -61,36 +74,68 @@ class FaceResult(GenderReadout):
     right_eye: tuple[float, float] | None
     age: float
     p_female: float
+    age_low: int | None = None
+    age_high: int | None = None
+    quality: Quality | None = None
+    status: str = "ok"
+    age_threshold: float | None = None
+    age_check: str | None = None
 
     @property
     def age_years(self) -> int:
         """The age as people read it: `age` rounded half up (31.5 -> 32), the same everywhere."""
         return int(math.floor(self.age + 0.5))
 
+    @property
+    def age_text(self) -> str:
+        """"25-31" when there is an interval, else the point age "28"."""
+        return str(self.age_years) if self.age_low is None else f"{self.age_low}-{self.age_high}"
+
     def label(self, show_probability: bool = False) -> str:
-        """"1 female, 31" (with the gender's probability when asked): the text drawn on the box."""
+        """"1 female, 25-31" (with the gender's probability when asked), the age check when one
+        was asked for ("18+", "<18", "18?") and, for a poor face, its issues ("poor: blurry"):
+        the text drawn on the box and shown under crops, on every page."""
         certainty = f" {self.gender_confidence:.0%}" if show_probability else ""
-        return f"{self.number} {self.gender}{certainty}, {self.age_years}"
+        parts = [f"{self.number} {self.gender}{certainty}, {self.age_text}"]
+        if self.age_check is not None:
+            threshold = f"{self.age_threshold:g}"
+            parts.append({"over": f"{threshold}+", "under": f"<{threshold}"}.get(self.age_check, f"{threshold}?"))
+        if self.quality is not None and self.quality.issues:
+            parts.append(("uncertain: " if self.status == "uncertain" else "poor: ") + ",".join(self.quality.issues))
+        return " | ".join(parts)
 
     def row(self) -> dict:
         """The face as a table row (the batch CSV's face columns)."""
         values = asdict(self)
-        values.pop("left_eye"), values.pop("right_eye")
+        values.pop("left_eye"), values.pop("right_eye"), values.pop("quality")
         values["face"] = values.pop("number")
-        return {**values, "gender": self.gender}
+        quality = self.quality.columns() if self.quality is not None else dict.fromkeys(QUALITY_COLUMNS)
+        return {**values, "gender": self.gender, "gender_confidence": round(self.gender_confidence, 4), **quality}
 
 
-def face_result(number: int, face: Face | None, prediction: Prediction, shape: tuple, scale: float = 1.0) -> FaceResult:
+def face_result(number: int, face: Face | None, prediction: Prediction, shape: tuple, scale: float = 1.0,
+                quality: Quality | None = None, answers: AnswerSettings = DEFAULT_ANSWERS) -> FaceResult:
     """The result for a detected face (or, with `face=None`, for a whole aligned crop of `shape`),
-    in the pixels of the original image, which is `scale` times the analysed one."""
+    in the pixels of the original image, which is `scale` times the analysed one.
+
+    `answers` decides the rest: a face below `min_quality` gets status "uncertain"; with an
+    `age_threshold` T, `age_check` is "over" when the whole interval is at or above T, "under"
+    when it is below, "uncertain" when it straddles T, the face is uncertain, or there is no
+    interval (an uncalibrated model's point age alone is no basis for a decision)."""
     age, p_female = round(float(prediction.age), 1), round(float(prediction.p_female), 4)
+    poor = quality is not None and QUALITY_GRADES.index(quality.grade) < QUALITY_GRADES.index(answers.min_quality)
+    status = "uncertain" if poor else "ok"
+    check = None if answers.age_threshold is None else age_check(
+        None if poor else prediction.age_low, None if poor else prediction.age_high, answers.age_threshold)
+    trust = dict(age_low=prediction.age_low, age_high=prediction.age_high, quality=quality, status=status,
+                 age_threshold=answers.age_threshold, age_check=check)
     if face is None:
         height, width = (round(side * scale) for side in shape[:2])
-        return FaceResult(number, 0, 0, width, height, None, None, None, age, p_female)
+        return FaceResult(number, 0, 0, width, height, None, None, None, age, p_female, **trust)
     eye = lambda point: (round(point[0] * scale, 1), round(point[1] * scale, 1))  # noqa: E731
     return FaceResult(number, round(face.x * scale), round(face.y * scale), round(face.w * scale),
                       round(face.h * scale), round(face.score, 3), eye(face.left_eye), eye(face.right_eye),
-                      age, p_female)
+                      age, p_female, **trust)
 
 
 def load_photo(source: Photo) -> tuple[np.ndarray, float]:
@@ -110,12 +155,18 @@ def load_photo(source: Photo) -> tuple[np.ndarray, float]:
 
 
 class FaceAnalyzer:
-    """Detector + model. Without a detector, every image is taken as one aligned face crop
-    (e.g. UTKFace). Thread-safe: both parts are."""
+    """Detector + model, reporting as `answers` say. Without a detector, every image is taken
+    as one aligned face crop (e.g. UTKFace). Thread-safe: both parts are."""
 
-    def __init__(self, predictor: Predictor, detector: Detector | None = None):
+    def __init__(self, predictor: Predictor, detector: Detector | None = None,
+                 answers: AnswerSettings = DEFAULT_ANSWERS):
         self.predictor = predictor
         self.detector = detector
+        self.answers = answers
+
+    def with_answers(self, answers: AnswerSettings) -> "FaceAnalyzer":
+        """The same detector and model, reporting with other answer settings (costs nothing)."""
+        return FaceAnalyzer(self.predictor, self.detector, answers)
 
     @property
     def aligned(self) -> bool:
@@ -134,14 +185,30 @@ class FaceAnalyzer:
         return batch
 
     def predict(self, crops: np.ndarray) -> list[Prediction]:
-        ages, p_female = self.predictor.predict_arrays(crops)
-        return [Prediction(float(a), float(p)) for a, p in zip(ages, p_female)]
+        """The model's answers for aligned crops, with age intervals at `answers.interval`."""
+        dist, p_female = self.predictor.predict_distributions(crops)
+        ages = self.predictor.expected_ages(dist)
+        bounds = self.predictor.age_intervals(dist, self.answers.interval)
+        low, high = bounds if bounds is not None else ([None] * len(ages),) * 2
+        return [Prediction(float(a), float(p), None if lo is None else int(lo), None if hi is None else int(hi))
+                for a, p, lo, hi in zip(ages, p_female, low, high)]
+
+    @staticmethod
+    def measure(faces: Sequence[Face | None], crops: np.ndarray, shape: tuple, scale: float = 1.0) -> list[Quality]:
+        """The quality of each face from its crop (see `core.quality`)."""
+        return [measure_quality(face, crop, shape, scale) for face, crop in zip(faces, crops)]
+
+    def result(self, number: int, face: Face | None, prediction: Prediction, quality: Quality | None,
+               shape: tuple, scale: float = 1.0) -> FaceResult:
+        """`face_result` with this analyzer's answer settings."""
+        return face_result(number, face, prediction, shape, scale, quality, self.answers)
 
     def analyze(self, image: np.ndarray, min_score: float | None = None, scale: float = 1.0) -> list[FaceResult]:
         """Every face of an RGB image, numbered from 1 (boxes scaled by `scale`, see `load_photo`)."""
         faces = self.detect(image, min_score)
-        predictions = self.predict(self.align(image, faces))
-        return [face_result(i, face, p, image.shape, scale) for i, (face, p) in enumerate(zip(faces, predictions), 1)]
+        crops = self.align(image, faces)
+        return [self.result(i, face, prediction, quality, image.shape, scale) for i, (face, prediction, quality)
+                in enumerate(zip(faces, self.predict(crops), self.measure(faces, crops, image.shape, scale)), 1)]
 
     def analyze_photo(self, source: Photo, min_score: float | None = None) -> list[FaceResult]:
         """`analyze` on a file, encoded bytes or array, loaded as every entry point loads photos."""

@@ -26,17 +26,24 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .analysis import FaceAnalyzer, Photo, face_result, load_photo
-from .cli import add_detector_option
-from .config import DEFAULT_MODEL_DIR
+from .analysis import FaceAnalyzer, Photo, load_photo
+from .calibration import AGE_CHECKS
+from .cli import add_config_options, add_detector_option, config_from_args
+from .config import DEFAULT_MODEL_DIR, AnswerSettings
 from .faces import FULL_RANGE_MODES, Face, build_detector
 from .images import ImageError, is_image_file
 from .inference import Predictor
+from .quality import QUALITY_COLUMNS, Quality
 from .runs import ModelError
 from .spreadsheet import read_safe_csv, safe_cell
 
-COLUMNS = ["file", "status", "face", "x", "y", "w", "h", "det_score", "age", "gender", "p_female", "error"]
+COLUMNS = ["file", "status", "face", "x", "y", "w", "h", "det_score", "age", "age_low", "age_high", "gender",
+           "p_female", "gender_confidence", "age_threshold", "age_check", *QUALITY_COLUMNS, "error"]
+INTEGER_COLUMNS = ("face", "x", "y", "w", "h", "age_low", "age_high", "size_px")
+FLOAT_COLUMNS = ("det_score", "age", "p_female", "gender_confidence", "age_threshold", "sharpness", "brightness",
+                 "clipped", "yaw", "roll")
 BATCH_FACES = 128  # faces per model call
+FACE_STATUSES = ("ok", "uncertain")  # rows that are faces (others: no_face, error)
 READ_AHEAD = 64  # images decoded ahead of the model
 
 Progress = Callable[[int, int], None]
@@ -51,6 +58,7 @@ class _Found:
     crops: np.ndarray | None = None
     shape: tuple = ()
     scale: float = 1.0
+    qualities: list[Quality] = field(default_factory=list)
     row: dict | None = None  # set for images that end here (no face, error)
 
 
@@ -161,7 +169,8 @@ def _find(analyzer: FaceAnalyzer, name: str, source: Photo) -> _Found:
         faces = analyzer.detect(image)
         if not faces:
             return _Found(name, row=_row(name, "no_face"))
-        return _Found(name, faces, analyzer.align(image, faces), image.shape, scale)
+        crops = analyzer.align(image, faces)
+        return _Found(name, faces, crops, image.shape, scale, analyzer.measure(faces, crops, image.shape, scale))
     except ImageError as exc:
         return _Found(name, row=_row(name, "error", error=str(exc)))
     except Exception as exc:  # one odd file must never stop a whole folder
@@ -177,13 +186,13 @@ def _read(analyzer: FaceAnalyzer, group: list[_Found]) -> list[dict]:
         if found.row is not None:
             rows.append(found.row)
             continue
-        for number, face in enumerate(found.faces, 1):
-            result = face_result(number, face, next(predictions), found.shape, found.scale)
-            rows.append(_row(found.name, "ok", **result.row()))
+        for number, (face, quality) in enumerate(zip(found.faces, found.qualities), 1):
+            result = analyzer.result(number, face, next(predictions), quality, found.shape, found.scale)
+            rows.append(_row(found.name, **result.row()))
     return rows
 
 
-def _row(name: str, status: str, **values) -> dict:
+def _row(name: str, status: str = "ok", **values) -> dict:
     return {"file": name, "status": status, **values}
 
 
@@ -195,9 +204,9 @@ def read_results(path: Path) -> pd.DataFrame:
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows as a frame with all COLUMNS; integer columns stay integers despite empty cells."""
     table = pd.DataFrame(rows, columns=COLUMNS)
-    for column in ("face", "x", "y", "w", "h"):
+    for column in INTEGER_COLUMNS:
         table[column] = table[column].astype("Int64")
-    for column in ("det_score", "age", "p_female"):
+    for column in FLOAT_COLUMNS:
         table[column] = table[column].astype("float64")
     return table
 
@@ -218,6 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the fast one finds none or only small ones; default), always (group photos), never")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and analyse only the files it lacks")
+    add_config_options(parser, AnswerSettings())
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -236,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         done = _rows_kept_for_resume(args.out) if args.resume else frame([])
-        analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else _detector(args))
+        analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else _detector(args),
+                                config_from_args(args, AnswerSettings))
         files, problems, notes = scan_folder(args.folder, args.recursive)
     except (OSError, ModelError, ValueError) as exc:
         return _fail(str(exc))
@@ -255,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     table = read_results(args.out)
     table.attrs["notes"] = notes
     print(summary(table, time.perf_counter() - start, args.out, analysed=len(todo)))
-    return 0 if table["status"].isin(["ok", "no_face"]).any() else 1
+    return 0 if table["status"].isin(["ok", "uncertain", "no_face"]).any() else 1
 
 
 def _detector(args: argparse.Namespace):
@@ -313,9 +324,20 @@ def summary(table: pd.DataFrame, elapsed: float, out: Path | None = None, analys
     files = len(per_file)
     analysed = files if analysed is None else analysed
     resumed = f" ({files - analysed} from the earlier run)" if analysed != files else ""
-    lines = [f"{files} files{resumed}, {int((table['status'] == 'ok').sum())} faces, "
+    faces = table[table["status"].isin(FACE_STATUSES)]
+    lines = [f"{files} files{resumed}, {len(faces)} faces, "
              f"{counts.get('no_face', 0)} without a face, {counts.get('error', 0)} errors "
              f"in {elapsed:.1f} s ({analysed / max(elapsed, 1e-9):.1f} images/s)"]
+    if len(faces) and faces["quality"].notna().any():
+        poor = faces[faces["quality"] == "poor"]
+        issues = Counter(issue for text in poor["quality_issues"].dropna() for issue in str(text).split(";") if issue)
+        detail = ", ".join(f"{issue} {n}" for issue, n in issues.most_common())
+        lines.append(f"  quality: {len(poor)} poor faces ({detail or 'none'}), "
+                     f"{int((faces['status'] == 'uncertain').sum())} reported as uncertain")
+    if len(faces) and faces["age_check"].notna().any():
+        tally = faces["age_check"].value_counts()
+        lines.append(f"  age check at {faces['age_threshold'].iloc[0]:g}: "
+                     + ", ".join(f"{name} {tally.get(name, 0)}" for name in AGE_CHECKS))
     errors = per_file.loc[per_file["status"] == "error", "error"]
     reasons = Counter(str(text).split(" (")[0] for text in errors)
     lines += [f"  error: {reason} ({n})" for reason, n in reasons.most_common()]

@@ -1,4 +1,4 @@
-"""`python -m core {train,evaluate,predict,batch}`: the command line over the core library.
+"""`python -m core {train,evaluate,predict,batch,calibrate,export}`: the command line over the core library.
 
 Expected problems (missing folder, no images, unreadable model, wrong format) end with one
 clear line on stderr and a non-zero exit code, never a traceback.
@@ -11,28 +11,33 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import DATASET_FORMATS as FORMATS, DETECTORS, DEFAULT_MODEL_DIR, Config
+from .config import (DATASET_FORMATS as FORMATS, DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, DETECTORS, AnswerSettings,
+                     Config, user_options)
+from .runs import CALIBRATION_FILE
 
-_PARSERS = {"int": int, "float": float, "str": str}  # Config's field annotations (strings)
+_PARSERS = {"int": int, "float": float, "str": str}  # settings' field annotations (strings; "| None" optional)
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
-def add_config_options(parser: argparse.ArgumentParser, defaults: Config | None = None) -> None:
-    """One `--name` flag per user-set Config field (its help, type and choices come from Config)."""
+def add_config_options(parser: argparse.ArgumentParser, defaults=None) -> None:
+    """One `--name` flag per user-set field of a settings dataclass (Config unless `defaults`
+    is another, e.g. AnswerSettings()): help, type and choices come from the dataclass."""
     defaults = defaults or Config()
-    for option in Config.options():
+    for option in user_options(type(defaults)):
         flag, default, meta = f"--{option.name.replace('_', '-')}", getattr(defaults, option.name), option.metadata
         if option.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
                                 help=f"{meta['help']} (default: {'yes' if default else 'no'})")
         else:
-            parser.add_argument(flag, type=_PARSERS[option.type], default=default, choices=meta["choices"],
-                                help=f"{meta['help']} (default {default})")
+            shown = "none" if default is None else default
+            parser.add_argument(flag, type=_PARSERS[option.type.split(" | ")[0]], default=default,
+                                choices=meta["choices"], help=f"{meta['help']} (default {shown})")
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(**{option.name: getattr(args, option.name) for option in Config.options()})
+def config_from_args(args: argparse.Namespace, kind=Config):
+    """The settings dataclass `kind` (Config by default) from flags made by `add_config_options`."""
+    return kind(**{option.name: getattr(args, option.name) for option in user_options(kind)})
 
 
 def _add_train(sub) -> None:
@@ -67,6 +72,8 @@ def _add_predict(sub) -> None:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (default models/default)")
     p.add_argument("--aligned", action="store_true", help="images are already aligned face crops: skip detection")
+    p.add_argument("--json", action="store_true", help="one JSON object per face (the batch CSV's columns) instead of text")
+    add_config_options(p, AnswerSettings())
     add_detector_option(p)
 
 
@@ -75,6 +82,16 @@ def add_detector_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0],
                         help="face detector: yunet (finds turned, small and masked faces; default) or "
                              "blazeface (faster, near frontal faces)")
+
+
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate", help="fit a model's age intervals on its validation split",
+                       description="Write calibration.json into the model folder: the factors that make age "
+                                   "intervals hold their stated coverage (see core/calibration.py).")
+    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (default models/default)")
+    p.add_argument("--data", default=str(DEFAULT_DATASET_DIR),
+                   help="dataset holding the validation images of the model's split.csv (default %(default)s)")
+    p.add_argument("--format", choices=FORMATS, help="dataset format (default: detect)")
 
 
 def _add_export(sub) -> None:
@@ -86,10 +103,11 @@ def _add_export(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Gender and age detection.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,predict,batch,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,predict,batch,calibrate,export}")
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    _add_calibrate(sub)
     _add_export(sub)
     sub.add_parser("batch", help="analyse a folder of photos into a CSV (see `batch --help`)", add_help=False)
     return parser
@@ -152,21 +170,43 @@ def run_predict(args) -> int:
     from .images import ImageError
     from .inference import Predictor
 
-    analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else build_detector(args.detector))
+    answers = config_from_args(args, AnswerSettings)
+    analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else build_detector(args.detector), answers)
     failed = 0
     for path in args.images:
         try:
             results = analyzer.analyze_photo(Path(path))
         except ImageError as exc:
-            print(f"{path}: error: {exc}")
+            print(json.dumps({"file": path, "status": "error", "error": str(exc)}) if args.json else f"{path}: error: {exc}")
             failed += 1
             continue
         if not results:
-            print(f"{path}: no face")
+            print(json.dumps({"file": path, "status": "no_face"}) if args.json else f"{path}: no face")
         for face in results:
-            where = "" if args.aligned else f" face {face.number} at ({face.x},{face.y},{face.w}x{face.h})"
-            print(f"{path}:{where} {face.gender} (p_female {face.p_female:.2f}), age {face.age_years}")
+            print(json.dumps({"file": path, **face.row()}) if args.json else f"{path}:{_describe(face, args.aligned, answers)}")
     return EXIT_FAILED if failed == len(args.images) else 0
+
+
+def _describe(face, aligned: bool, answers: AnswerSettings) -> str:
+    """One face as a line of text: where, gender and its confidence, age and interval, quality, check."""
+    where = "" if aligned else f" face {face.number} at ({face.x},{face.y},{face.w}x{face.h})"
+    age = f"age {face.age_years}" + ("" if face.age_low is None else f" ({face.age_low}-{face.age_high}, "
+                                                                       f"{answers.interval:.0%} interval)")
+    quality = "" if face.quality is None else f", quality {face.quality.grade}" + (
+        f" ({';'.join(face.quality.issues)})" if face.quality.issues else "")
+    check = "" if face.age_check is None else f", age check {face.age_threshold:g}: {face.age_check}"
+    status = " [uncertain]" if face.status == "uncertain" else ""
+    return (f"{where}{status} {face.gender} (p_female {face.p_female:.2f}, confidence {face.gender_confidence:.0%}), "
+            f"{age}{quality}{check}")
+
+
+def run_calibrate(args) -> int:
+    from .calibration import calibrate_folder
+
+    calibration = calibrate_folder(args.model, args.data, args.format)
+    factors = ", ".join(f"{band} {calibration.factor(band, 0.8):.2f}" for band in calibration.factors)
+    print(f"wrote {Path(args.model) / CALIBRATION_FILE} from the {calibration.source}; 80 % factors: {factors}")
+    return 0
 
 
 def run_export(args) -> int:
@@ -187,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
     from .runs import ModelError
 
-    runners = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "export": run_export}
+    runners = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "calibrate": run_calibrate,
+               "export": run_export}
     try:
         return runners[args.command](args)
     except (ModelError, ValueError, OSError) as exc:  # DatasetError and ImageError are ValueErrors

@@ -40,6 +40,36 @@ def _option(default, help: str, choices: tuple | None = None, low: float | None 
     return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
 
 
+def user_options(cls) -> list[dataclasses.Field]:
+    """The fields of a settings dataclass that users set (those declared with `_option`)."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("help")]
+
+
+QUALITY_GRADES = ("poor", "good")  # worst first: `AnswerSettings.min_quality` compares by index
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """How answers are reported, whatever model gives them: the age interval's coverage, whether
+    to abstain on poor faces, and an optional age check. Flags of `predict` and `batch`, and the
+    pages' controls (see `core.analysis.face_result` for what each does)."""
+
+    interval: float = _option(0.8, "share of true ages the age interval should contain, calibrated on the "
+                                   "model's validation split", low=0.5, high=0.99)
+    min_quality: str = _option("poor", "faces of lower quality get status 'uncertain' (good: abstain on poor "
+                                       "faces; poor: report every face, marked)", choices=QUALITY_GRADES)
+    age_threshold: float | None = _option(None, "age to check faces against: age_check is over (the whole "
+                                                "interval is at or above it), under, or uncertain", low=0, high=116)
+
+    def __post_init__(self):
+        for option in user_options(type(self)):
+            value, low, high = getattr(self, option.name), option.metadata["low"], option.metadata["high"]
+            if value is not None and low is not None and not low <= value <= high:
+                raise ValueError(f"{option.name} must be between {low} and {high}, got {value}")
+        if self.min_quality not in QUALITY_GRADES:
+            raise ValueError(f"min_quality must be one of {QUALITY_GRADES}, not {self.min_quality!r}")
+
+
 @dataclass
 class Config:
     """Settings for one training run and for the model it produces."""
@@ -73,7 +103,7 @@ class Config:
     @classmethod
     def options(cls) -> list[dataclasses.Field]:
         """The fields users set (CLI flags, Training form), in declaration order."""
-        return [f for f in dataclasses.fields(cls) if f.metadata.get("help")]
+        return user_options(cls)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,7 +1,8 @@
 """Drawing results on pictures: one look for photos, batch previews and live video.
 
-Each face gets a box in its gender's colour and a label "1 female, 31" whose number is the
-face's `FaceResult.number`, the one tables and the CSV show.
+Each face gets a box in its gender's colour (grey when it is reported as uncertain) and its
+`FaceResult.label` ("1 female, 25-31 | poor: blurry"), whose number is the face's
+`FaceResult.number`, the one tables and the CSV show.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from .analysis import FaceResult
 
 COLOURS = {"female": (255, 80, 160), "male": (60, 160, 255)}  # RGB
+UNCERTAIN = (170, 170, 170)  # faces reported as uncertain (below the quality asked for)
 
 
 def draw_faces(image: np.ndarray, results: Sequence[FaceResult], show_probability: bool = False,
@@ -24,7 +26,7 @@ def draw_faces(image: np.ndarray, results: Sequence[FaceResult], show_probabilit
     font_scale = 0.45 * thickness
     for result in results:
         x, y, w, h = (round(value * scale) for value in (result.x, result.y, result.w, result.h))
-        colour = COLOURS[result.gender]
+        colour = UNCERTAIN if result.status == "uncertain" else COLOURS[result.gender]
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
         label = result.label(show_probability)
         (text_w, text_h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)

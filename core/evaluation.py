@@ -12,20 +12,27 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .config import AGE_BAND_NAMES, GENDERS, RACES, age_band, gender_of
+from .config import AGE_BAND_NAMES, GENDERS, RACES, AnswerSettings, age_band, gender_of
 from .datasets import load_images
 from .inference import Predictor
+from .reliability import age_check_rates, gender_reliability, interval_coverage
 from .runs import METRICS_FILE, PREDICTIONS_FILE
 
-PREDICTION_COLUMNS = ["file", "age_true", "age_pred", "gender_true", "gender_pred", "p_female", "race"]
+PREDICTION_COLUMNS = ["file", "age_true", "age_pred", "age_low", "age_high", "gender_true", "gender_pred", "p_female",
+                      "race"]
 
 
-def predictions_table(table: pd.DataFrame, ages: np.ndarray, p_female: np.ndarray) -> pd.DataFrame:
-    """One row per image with true and predicted labels, genders and races spelled out."""
+def predictions_table(table: pd.DataFrame, ages: np.ndarray, p_female: np.ndarray,
+                      intervals: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """One row per image with true and predicted labels, genders and races spelled out, and the
+    age interval (at `AnswerSettings().interval`) when the model is calibrated."""
+    low, high = intervals if intervals is not None else (pd.array([pd.NA] * len(ages), "Int64"),) * 2
     return pd.DataFrame({
         "file": table["file"].to_numpy(),
         "age_true": table["age"].to_numpy(),
         "age_pred": np.round(ages.astype(float), 2),
+        "age_low": pd.array(low, "Int64"),
+        "age_high": pd.array(high, "Int64"),
         "gender_true": [GENDERS[g] for g in table["gender"]],
         "gender_pred": [gender_of(p) for p in p_female],
         "p_female": np.round(p_female.astype(float), 4),
@@ -67,7 +74,10 @@ def score(predictions: pd.DataFrame) -> dict:
         "by_age_band": {band: _summary(rows[rows["band_true"] == band]) for band in AGE_BAND_NAMES},
         "by_gender": {gender: _summary(rows[rows["gender_true"] == gender]) for gender in GENDERS},
         "by_race": {race: _summary(rows[rows["race"] == race]) for race in RACES if (rows["race"] == race).any()},
+        "gender_reliability": gender_reliability(rows),
     })
+    if (coverage := interval_coverage(rows)) is not None:
+        metrics.update(age_interval=coverage, age_checks=age_check_rates(rows))
     return metrics
 
 
@@ -86,8 +96,9 @@ def evaluate(predictor: Predictor, table: pd.DataFrame, images: np.ndarray | Non
             rows, batch = rows[ok], batch[ok]
         else:
             batch = predictor.prepare(images[start:start + chunk])
-        ages, p_female = predictor.predict_arrays(batch)
-        parts.append(predictions_table(rows, ages, p_female))
+        dist, p_female = predictor.predict_distributions(batch)
+        intervals = predictor.age_intervals(dist, AnswerSettings().interval)
+        parts.append(predictions_table(rows, predictor.expected_ages(dist), p_female, intervals))
         if progress:
             progress(min(start + chunk, len(table)), len(table))
     predictions = pd.concat(parts, ignore_index=True)

@@ -16,11 +16,12 @@ from typing import Iterable, Sequence, Union
 
 import numpy as np
 
+from .calibration import load_calibration
 from .config import DEFAULT_MODEL_DIR, gender_of
 from .geometry import as_rgb_uint8
 from .images import load_image, resize_square
 from .quiet import native_stderr_silenced
-from .runs import LITERT_FILE, MODEL_FILE, ModelError, model_folder, read_settings
+from .runs import CALIBRATION_FILE, LITERT_FILE, MODEL_FILE, ModelError, model_folder, read_settings, stamp
 
 Crop = Union[np.ndarray, str, Path, bytes]
 ENGINES = ("litert", "keras")
@@ -42,10 +43,13 @@ class GenderReadout:
 
 @dataclass(frozen=True)
 class Prediction(GenderReadout):
-    """The model's answer for one face crop."""
+    """The model's answer for one face crop; the age interval (whole years, inclusive) only
+    when the model has a calibration (`core.calibration`)."""
 
     age: float
     p_female: float
+    age_low: int | None = None
+    age_high: int | None = None
 
 
 class _LiteRtNet:
@@ -106,6 +110,7 @@ class Predictor:
         self.batch_size = batch_size
         self.flip_tta = self.config.flip_tta if flip_tta is None else flip_tta
         self._ages = np.arange(self.config.max_age + 1, dtype=np.float64)
+        self._calibration, self._calibration_version = None, None
         self._net = (_LiteRtNet(self.model_dir, threads or os.cpu_count() or 1) if engine == "litert"
                      else _KerasNet(self.model_dir))
 
@@ -122,24 +127,47 @@ class Predictor:
 
     def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ages, p_female) for a prepared uint8 batch of shape (n, size, size, 3)."""
+        dist, p_female = self.predict_distributions(batch)
+        return self.expected_ages(dist).astype(np.float32), p_female
+
+    def predict_distributions(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(age distributions (n, max_age + 1), p_female) for a prepared uint8 batch: the
+        distribution is what age intervals are read from (`core.calibration`)."""
         if len(batch) == 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
-        ages, p_female = [], []
+            return np.zeros((0, len(self._ages)), np.float64), np.zeros(0, np.float32)
+        dists, p_female = [], []
         for start in range(0, len(batch), self.batch_size):
-            age, p = self._forward(np.asarray(batch[start:start + self.batch_size], np.float32))
-            ages.append(age)
+            dist, p = self._forward(np.asarray(batch[start:start + self.batch_size], np.float32))
+            dists.append(dist)
             p_female.append(p)
-        return np.concatenate(ages).astype(np.float32), np.concatenate(p_female).astype(np.float32)
+        return np.concatenate(dists), np.concatenate(p_female).astype(np.float32)
+
+    def expected_ages(self, dist: np.ndarray) -> np.ndarray:
+        """The point age of each distribution: its expectation (what the age loss trained)."""
+        return dist @ self._ages
+
+    @property
+    def calibration(self):
+        """The run's age calibration (None when it has none), read again when the file changes:
+        `calibrate`, or a training run finishing, may write it while a server holds this Predictor."""
+        version = stamp(self.model_dir / CALIBRATION_FILE)
+        if version != self._calibration_version:
+            self._calibration, self._calibration_version = load_calibration(self.model_dir), version
+        return self._calibration
+
+    def age_intervals(self, dist: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Calibrated (low, high) ages at `coverage`, or None for an uncalibrated model."""
+        return None if self.calibration is None else self.calibration.intervals(dist, coverage)
 
     def _forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expected age and p_female; with mirror averaging, image and mirror go in one call."""
+        """Age distributions and p_female; with mirror averaging, image and mirror go in one call."""
         n = len(images)
         if self.flip_tta:
             dist, p_female = self._net(np.concatenate([images, images[:, :, ::-1]]))
             dist, p_female = (dist[:n] + dist[n:]) / 2, (p_female[:n] + p_female[n:]) / 2
         else:
             dist, p_female = self._net(images)
-        return dist.astype(np.float64) @ self._ages, p_female
+        return dist.astype(np.float64), p_female
 
     def predict(self, crops: Sequence[Crop]) -> list[Prediction]:
         """Predictions for crops given as arrays (RGB uint8) or image paths/bytes, in order."""

@@ -25,12 +25,13 @@ from typing import Iterable
 
 import numpy as np
 
-from .analysis import FaceAnalyzer, FaceResult, face_result
+from .analysis import FaceAnalyzer, FaceResult
 from .config import AGE_BAND_NAMES, GENDERS, age_band
 from .drawing import draw_faces
 from .faces import Face, face_boxes
 from .geometry import iou
 from .inference import Prediction
+from .quality import Quality
 
 MAX_SMOOTHING = 60  # predictions kept per track; `smoothing` averages the latest of them
 TIMING_WINDOW = 60  # frames over which fps and the median frame time are measured
@@ -97,26 +98,29 @@ class Track:
         self.hits = 1  # detections that found it
         self.missed = 0  # consecutive detections that did not
         self.since_prediction: int | None = None  # detections since its last model run; None = never
-        self._ages: deque[float] = deque(maxlen=MAX_SMOOTHING)
-        self._p_female: deque[float] = deque(maxlen=MAX_SMOOTHING)
+        self.quality: Quality | None = None  # of the latest crop the model read
+        self._predictions: deque[Prediction] = deque(maxlen=MAX_SMOOTHING)
 
     def needs_prediction(self, refresh_every: int) -> bool:
         return self.since_prediction is None or self.since_prediction >= refresh_every
 
-    def add_prediction(self, age: float, p_female: float) -> None:
-        self._ages.append(float(age))
-        self._p_female.append(float(p_female))
+    def add_prediction(self, prediction: Prediction, quality: Quality | None = None) -> None:
+        self._predictions.append(prediction)
+        self.quality = quality
         self.since_prediction = 0
 
     def smoothed(self, window: int) -> Prediction:
-        """Mean age and mean female probability of the latest `window` predictions."""
-        ages, probs = list(self._ages)[-window:], list(self._p_female)[-window:]
-        return Prediction(float(np.mean(ages)), float(np.mean(probs)))
+        """Mean age, mean female probability and mean interval bounds (rounded to whole years)
+        of the latest `window` predictions."""
+        recent = list(self._predictions)[-window:]
+        bounds = [(p.age_low, p.age_high) for p in recent if p.age_low is not None]
+        low, high = (round(float(np.mean(side))) for side in zip(*bounds)) if bounds else (None, None)
+        return Prediction(float(np.mean([p.age for p in recent])), float(np.mean([p.p_female for p in recent])),
+                          low, high)
 
-    def state(self, window: int, shape: tuple) -> TrackState:
-        latest = Prediction(self._ages[-1], self._p_female[-1])
-        result = face_result(self.track_id, self.face, self.smoothed(window), shape)
-        return TrackState(result, self.face, latest, len(self._ages))
+    def state(self, window: int, shape: tuple, analyzer: FaceAnalyzer) -> TrackState:
+        result = analyzer.result(self.track_id, self.face, self.smoothed(window), self.quality, shape)
+        return TrackState(result, self.face, self._predictions[-1], len(self._predictions))
 
 
 class IouTracker:
@@ -228,7 +232,7 @@ class FrameProcessor:
                 self._since_detection = 0
             else:
                 self._since_detection += 1
-            states = [track.state(settings.smoothing, frame.shape) for track in self._shown]
+            states = [track.state(settings.smoothing, frame.shape, self.analyzer) for track in self._shown]
             annotated = draw_faces(frame, [state.result for state in states], show_probability)
             self._publish(self._shown, states, settings, start)
         return annotated, states
@@ -239,9 +243,11 @@ class FrameProcessor:
         tracks = self._tracker.update(faces, settings.iou_threshold, settings.max_missed)
         due = [t for t in tracks if t.needs_prediction(settings.refresh_every)]
         if due:  # one model call for all faces of the frame that need a fresh prediction
-            predictions = self.analyzer.predict(self.analyzer.align(frame, [t.face for t in due]))
-            for track, prediction in zip(due, predictions):
-                track.add_prediction(prediction.age, prediction.p_female)
+            faces = [t.face for t in due]
+            crops = self.analyzer.align(frame, faces)
+            for track, prediction, quality in zip(due, self.analyzer.predict(crops),
+                                                  self.analyzer.measure(faces, crops, frame.shape)):
+                track.add_prediction(prediction, quality)
         return tracks
 
     def use_analyzer(self, analyzer: FaceAnalyzer) -> None:

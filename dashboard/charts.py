@@ -170,3 +170,38 @@ def bars(table: pd.DataFrame, x: str, y: str, title: str, y_title: str, text: st
     fig.update_traces(text=labels, textposition="outside", cliponaxis=False,
                       marker_color=[CATEGORY_COLORS.get(v, NEUTRAL) for v in table[x]])
     return _finish(fig, title)
+
+
+def coverage(table: pd.DataFrame, title: str, target: float) -> go.Figure:
+    """Interval coverage per age band (`tables.interval_coverage`), grouped by how faces are
+    banded (predicted or true age), with the promised coverage as a dashed line."""
+    fig = go.Figure()
+    for by, color in zip(table["by"].unique(), (GENDER_COLORS["male"], NEUTRAL)):
+        rows = table[table["by"] == by]
+        fig.add_bar(x=rows["band"], y=rows["coverage"], name=f"by {by}", marker_color=color,
+                    text=[f"{c:.0%}<br>n={n}" for c, n in zip(rows["coverage"], rows["n"])], textposition="outside",
+                    customdata=rows["median_width"], cliponaxis=False,
+                    hovertemplate="%{x}: %{y:.1%} covered, median width %{customdata:.0f} years<extra></extra>")
+    fig.add_hline(y=target, line_dash="dash", line_color="gray", annotation_text=f"promised {target:.0%}",
+                  annotation_position="bottom left")
+    fig.update_layout(barmode="group", yaxis=dict(title="share of true ages inside", range=[0, BAR_HEADROOM],
+                                                  tickformat=".0%", tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+                      xaxis=dict(title="age band", categoryorder="array", categoryarray=list(AGE_BAND_NAMES)))
+    return _finish(fig, title)
+
+
+def reliability(bins: list[dict], title: str) -> go.Figure:
+    """Reliability diagram: per bin of gender confidence, the share of genders that were right
+    against the mean confidence; points on the diagonal mean the confidence can be taken at its word."""
+    shown = [b for b in bins if b["n"]]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0.5, 1], y=[0.5, 1], mode="lines", name="perfectly calibrated",
+                             line=dict(color="gray", dash="dot")))
+    fig.add_trace(go.Scatter(x=[b["confidence"] for b in shown], y=[b["accuracy"] for b in shown],
+                             mode="lines+markers", name="model", marker=dict(size=[6 + 14 * math.sqrt(b["n"] / max(
+                                 c["n"] for c in shown)) for b in shown], color=GENDER_COLORS["female"]),
+                             customdata=[b["n"] for b in shown],
+                             hovertemplate="confidence %{x:.1%}: %{y:.1%} right (n=%{customdata})<extra></extra>"))
+    fig.update_layout(xaxis=dict(title="gender confidence", range=[0.48, 1.02], tickformat=".0%"),
+                      yaxis=dict(title="share right", range=[0.3, 1.05], tickformat=".0%"))
+    return _finish(fig, title)

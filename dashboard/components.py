@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.config import QUALITY_GRADES, AnswerSettings, user_options
 from core.datasets import DatasetError
 from core.runs import ModelError
 
@@ -71,3 +72,38 @@ def gallery(images: list, captions: list[str], columns: int = 6) -> None:
         for column, image, caption in zip(st.columns(columns), images[start:start + columns],
                                           captions[start:start + columns]):
             column.image(image, caption=caption, width="stretch")
+
+
+def answer_settings(key: str, threshold: bool = True, stacked: bool = False) -> AnswerSettings:
+    """Widgets for `AnswerSettings` (labels and ranges from its fields), keyed by page: the
+    interval's coverage, abstaining on poor faces and, when offered, an age check; side by side,
+    or `stacked` in the current container (a narrow sidebar)."""
+    options = {option.name: option.metadata for option in user_options(AnswerSettings)}
+    defaults = AnswerSettings()
+    left, middle, right = [st] * 3 if stacked else st.columns(3)
+    interval = left.slider("Age interval coverage", options["interval"]["low"], options["interval"]["high"],
+                           defaults.interval, 0.05, format="%.2f", key=f"{key}_interval", help=options["interval"]["help"])
+    abstain = middle.checkbox("Mark poor-quality faces uncertain", defaults.min_quality == "good",
+                              key=f"{key}_abstain", help=options["min_quality"]["help"])
+    age_threshold = None
+    if threshold and right.checkbox("Check an age threshold", key=f"{key}_check"):
+        age_threshold = right.number_input("Age threshold", float(options["age_threshold"]["low"]),
+                                           float(options["age_threshold"]["high"]), 18.0, 1.0, format="%g",
+                                           key=f"{key}_threshold", help=options["age_threshold"]["help"])
+    return AnswerSettings(interval=interval, min_quality=QUALITY_GRADES[int(abstain)], age_threshold=age_threshold)
+
+
+def face_table(results) -> list[dict]:
+    """FaceResults as the rows the photo and live pages show: the interval, the gender's
+    confidence and the quality verdict beside the point answers."""
+    return [{"face": f.number, "status": f.status, "gender": f.gender, "p_female": f.p_female,
+             "confidence": f.gender_confidence,
+             "age": f.age_years, "age range": f.age_text if f.age_low is not None else "",
+             **({"age check": f.age_check} if f.age_check is not None else {}),
+             "quality": f.quality.grade if f.quality else "", "issues": ", ".join(f.quality.issues) if f.quality else ""}
+            for f in results]
+
+
+FACE_COLUMNS = {"confidence": st.column_config.ProgressColumn("gender confidence", min_value=0.5, max_value=1.0,
+                                                              format="percent"),
+                "p_female": st.column_config.NumberColumn("P(female)", format="%.2f")}

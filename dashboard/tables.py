@@ -100,3 +100,29 @@ def people(results: pd.DataFrame) -> pd.DataFrame:
     """The faces found by a batch analysis (status ok), with their age band."""
     found = results[results["status"] == "ok"]
     return found.assign(age_band=found["age"].map(age_band))
+
+
+def interval_coverage(metrics: Mapping) -> pd.DataFrame:
+    """Coverage and median width of the age intervals per age band, by predicted and by true age
+    (`metrics["age_interval"]` of `core.evaluation.score`); empty when the model has no intervals."""
+    block = metrics.get("age_interval") or {}
+    rows = [{"by": by.removeprefix("by_").replace("_band", " age"), "band": band, **values}
+            for by in ("by_predicted_band", "by_true_band") for band, values in block.get(by, {}).items()
+            if values.get("n")]
+    return pd.DataFrame(rows, columns=["by", "band", "n", "coverage", "median_width"])
+
+
+def age_checks(metrics: Mapping) -> pd.DataFrame:
+    """One row per age threshold of `metrics["age_checks"]`: share decided, wrong, false over/under."""
+    rows = [{"threshold": int(threshold), **values} for threshold, values in (metrics.get("age_checks") or {}).items()]
+    return pd.DataFrame(rows, columns=["threshold", "n", "decided", "uncertain", "wrong_of_decided", "false_over",
+                                       "false_under"])
+
+
+def with_age_range(results: pd.DataFrame) -> pd.DataFrame:
+    """Batch results with the interval as people read it ("25-31") beside the point age."""
+    ranged = results["age_low"].notna() & results["age_high"].notna()
+    text = results["age_low"].astype("string") + "-" + results["age_high"].astype("string")
+    shown = results.copy()
+    shown.insert(shown.columns.get_loc("age") + 1, "age_range", text.where(ranged, ""))
+    return shown

@@ -250,3 +250,47 @@ def test_curves_give_each_run_a_colour_of_its_own():
     colour = {(t.legendgroup.split(", ")[0], t.line.dash): t.line.color for t in fig.data}
     assert [colour[(run, "solid")] for run in runs] == charts.RUN_COLORS[:3]  # a qualitative palette
     assert all(colour[(run, "dash")] == colour[(run, "solid")] for run in runs)  # validation: same colour, dashed
+
+
+def test_coverage_chart_shows_each_banding_against_the_promise():
+    metrics = {"age_interval": {
+        "by_predicted_band": {"0-12": {"n": 10, "coverage": 0.8, "median_width": 3.0},
+                              "13-19": {"n": 0, "coverage": None, "median_width": None},
+                              "20-39": {"n": 30, "coverage": 0.83, "median_width": 13.0}},
+        "by_true_band": {"0-12": {"n": 12, "coverage": 0.75, "median_width": 3.0},
+                         "20-39": {"n": 28, "coverage": 0.86, "median_width": 13.0}}}}
+    table = tables.interval_coverage(metrics)
+    assert table["by"].tolist() == ["predicted age", "predicted age", "true age", "true age"]  # empty band dropped
+    fig = charts.coverage(table, "Coverage", 0.8)
+    assert [trace.name for trace in fig.data] == ["by predicted age", "by true age"]
+    assert list(fig.data[0].y) == [0.8, 0.83] and fig.data[0].text[1] == "83%<br>n=30"
+    assert fig.layout.shapes[0].y0 == 0.8  # the promised coverage as a line
+    assert tables.interval_coverage({}).empty
+
+
+def test_reliability_diagram_puts_bins_against_the_diagonal():
+    bins = [{"low": 0.5, "high": 0.75, "n": 4, "confidence": 0.6, "accuracy": 0.5},
+            {"low": 0.75, "high": 1.0, "n": 0, "confidence": None, "accuracy": None},
+            {"low": 0.75, "high": 1.0, "n": 16, "confidence": 0.9, "accuracy": 0.95}]
+    fig = charts.reliability(bins, "Reliability")
+    diagonal, model = fig.data
+    assert list(diagonal.x) == [0.5, 1] and list(diagonal.y) == [0.5, 1]
+    assert list(model.x) == [0.6, 0.9] and list(model.y) == [0.5, 0.95]  # empty bins left out
+    assert model.marker.size[1] > model.marker.size[0]  # bigger bins, bigger points
+
+
+def test_age_check_table_lists_thresholds_in_order():
+    metrics = {"age_checks": {"13": {"n": 5, "decided": 0.9, "uncertain": 0.1, "wrong_of_decided": 0.0,
+                                     "false_over": 0.0, "false_under": 0.0},
+                              "18": {"n": 5, "decided": 0.8, "uncertain": 0.2, "wrong_of_decided": 0.25,
+                                     "false_over": 0.5, "false_under": 0.0}}}
+    table = tables.age_checks(metrics)
+    assert table["threshold"].tolist() == [13, 18] and table.loc[1, "false_over"] == 0.5
+
+
+def test_batch_rows_get_their_age_range_as_text():
+    results = pd.DataFrame({"file": ["a", "b", "c"], "status": ["ok", "ok", "no_face"], "age": [28.3, 5.0, None],
+                            "age_low": pd.array([25, 4, None], "Int64"), "age_high": pd.array([31, 6, None], "Int64")})
+    shown = tables.with_age_range(results)
+    assert list(shown.columns) == ["file", "status", "age", "age_range", "age_low", "age_high"]
+    assert shown["age_range"].tolist() == ["25-31", "4-6", ""]

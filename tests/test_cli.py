@@ -13,7 +13,7 @@ def run_cli(*args, timeout=180):
                           cwd=PROJECT_ROOT, timeout=timeout)
 
 
-@pytest.mark.parametrize("sub", ["train", "evaluate", "predict"])
+@pytest.mark.parametrize("sub", ["train", "evaluate", "predict", "calibrate"])
 def test_every_subcommand_has_help(sub):
     result = run_cli(sub, "--help")
     assert result.returncode == 0

@@ -438,8 +438,13 @@ def test_evaluation_shows_the_saved_metrics(app, run_dir):
     assert metric(app, "Age MAE (years)") == f"{metrics['age_mae']:.2f}"
     assert metric(app, "Gender accuracy") == f"{metrics['gender_accuracy']:.1%}"
     charts = figures(app)
+    interval = metrics["age_interval"]
+    coverage_title = f"80% age intervals: {interval['coverage']:.1%} covered, median width {interval['median_width']:.0f} years"
+    reliability_title = f"Gender confidence reliability (ECE {metrics['gender_reliability']['ece']:.1%})"
     assert {"Gender confusion", "Age-band confusion", "Age error (predicted - true)", "Predicted vs true age",
-            "Age MAE by age band", "Gender accuracy by age band"} == set(charts)
+            "Age MAE by age band", "Gender accuracy by age band", coverage_title, reliability_title} == set(charts)
+    by_predicted = [v["coverage"] for v in interval["by_predicted_band"].values() if v["n"]]
+    np.testing.assert_allclose(_values(charts[coverage_title]["data"][0]["y"]), by_predicted)
     confusion = np.array(metrics["gender_confusion"]["matrix"])
     cells = [[int(text.split("<br>")[0]) for text in row] for row in charts["Gender confusion"]["data"][0]["text"]]
     np.testing.assert_array_equal(cells, confusion)
@@ -481,7 +486,7 @@ def test_fresh_evaluation_on_the_test_split(app, run_dir, utkface_dir):
     app.button(key="eval_run").click()
     ok(app.run())
     assert metric(app, "Faces") == f"{expected:,}"
-    assert len(figures(app)) == 6
+    assert len(figures(app)) == 8  # with interval coverage and gender reliability
     shown = error_tables(app)  # largest age errors, gender mistakes (if any)
     assert all(set(rows["file"]) <= test_files for rows in shown)
     assert len(shown[0]) == min(12, expected)
@@ -509,7 +514,8 @@ def test_single_photo_finds_every_face(app, utkface_dir):
     assert metric(app, "Faces found") == "3"
     faces = app.dataframe[0].value
     assert faces["face"].tolist() == [1, 2, 3]
-    np.testing.assert_allclose(faces["p_female"] + faces["p_male"], 1.0)
+    np.testing.assert_allclose(faces["confidence"], np.maximum(faces["p_female"], 1 - faces["p_female"]), atol=1e-4)
+    assert faces["age range"].str.fullmatch(r"\d+-\d+").all() and faces["quality"].isin(["good", "poor"]).all()
     assert faces["gender"].isin(["male", "female"]).all() and faces["age"].between(0, 116).all()
     assert len(app.image) == 1 + 3  # the annotated photo and each face
 
@@ -628,11 +634,17 @@ def test_batch_on_a_server_folder_of_aligned_crops(app, utkface_dir, tmp_path):
     ok(app.run())
     app.text_input(key="batch_folder").set_value(str(tmp_path))
     app.checkbox(key="batch_aligned").check()
+    app.checkbox(key="batch_check").check()
     ok(app.run())
+    app.number_input(key="batch_threshold").set_value(18)
     app.button(key="batch_run").click()
     ok(app.run())
     assert metric(app, "Images") == "5" and metric(app, "Faces found") == "5"
     assert "folder" in captions(app)
+    results = next(frame.value for frame in app.dataframe if "age_check" in frame.value)
+    assert results["age_check"].isin(["over", "under", "uncertain"]).all() and (results["age_threshold"] == 18).all()
+    assert (results["age_low"] <= results["age_high"]).all() and results["quality"].notna().all()
+    assert any(info.value.startswith("Age check at 18:") for info in app.info)
 
 
 @pytest.fixture

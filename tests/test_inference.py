@@ -3,6 +3,7 @@ every entry point (CLI predict, batch, the Single photo page, live video) gives 
 ages and genders for the same photo, because they all run `core.analysis.FaceAnalyzer`."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -77,18 +78,19 @@ def test_every_entry_point_gives_the_same_faces(two_people, default_model_dir, t
     from core.live import FrameProcessor, LiveSettings
 
     analyzer = FaceAnalyzer(Predictor(default_model_dir), detector_for("photos"))  # what CLI and pages use
-    expected = [(f.number, f.x, f.y, f.w, f.h, f.gender, f.age_years) for f in analyzer.analyze_photo(two_people)]
-    assert len(expected) == 2
+    results = analyzer.analyze_photo(two_people)
+    expected = [(f.number, f.x, f.y, f.w, f.h, f.gender, f.age_years) for f in results]
+    assert len(expected) == 2 and all(f.age_low is not None and f.quality is not None for f in results)
 
-    cli = subprocess.run([sys.executable, "-m", "core", "predict", str(two_people), "--model", str(default_model_dir)],
-                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert cli.stdout.splitlines() == [f"{two_people}: face {n} at ({x},{y},{w}x{h}) {g} (p_female "
-                                       f"{next(r.p_female for r in analyzer.analyze_photo(two_people) if r.number == n):.2f}), age {a}"
-                                       for n, x, y, w, h, g, a in expected]
+    cli = subprocess.run([sys.executable, "-m", "core", "predict", str(two_people), "--model", str(default_model_dir),
+                          "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert [json.loads(line) for line in cli.stdout.splitlines()] == [{"file": str(two_people), **f.row()} for f in results]
 
     assert cli_main([str(two_people.parent), "--out", str(tmp_path / "rows.csv"), "--model", str(default_model_dir)]) == 0
     rows = pd.read_csv(tmp_path / "rows.csv")
     assert [(r.face, r.x, r.y, r.w, r.h, r.gender, int(np.floor(r.age + 0.5))) for r in rows.itertuples()] == expected
+    assert [(r.age_low, r.age_high, r.quality, r.sharpness) for r in rows.itertuples()] \
+        == [(f.age_low, f.age_high, f.quality.grade, f.quality.sharpness) for f in results]
 
     monkeypatch.setenv("AGE_GENDER_MODEL_DIR", str(default_model_dir))
     page = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=90)
@@ -106,3 +108,4 @@ def test_every_entry_point_gives_the_same_faces(two_people, default_model_dir, t
     _, states = live.process(frame)
     assert sorted((s.result.x, s.result.y, s.result.w, s.result.h, s.result.gender, s.result.age_years) for s in states) \
         == sorted(e[1:] for e in expected)
+    assert sorted(s.result.label() for s in states) == sorted(f.label() for f in results)

@@ -43,30 +43,46 @@ def predictor(tiny_model_dir):
     return Predictor(tiny_model_dir)
 
 
-class CountingModel:
+class _Wrapped:
+    """The real predictor, with `predict_distributions` (what the analyzer calls) overridable."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class CountingModel(_Wrapped):
     """The real predictor, recording the batch size of every call."""
 
     def __init__(self, inner):
-        self.inner, self.image_size, self.calls = inner, inner.image_size, []
+        super().__init__(inner)
+        self.calls = []
 
-    def predict_arrays(self, batch):
+    def predict_distributions(self, batch):
         self.calls.append(len(batch))
-        return self.inner.predict_arrays(batch)
+        return self.inner.predict_distributions(batch)
 
 
-class NoisyModel:
+class NoisyModel(_Wrapped):
     """Known per-call noise on top of the real predictor: age +- 6 years, p(female) +- 0.15,
-    like a real model's flicker between nearly identical frames."""
+    like a real model's flicker between nearly identical frames. The noisy age is returned as
+    a distribution whose expectation it is (mass on the two whole years around it)."""
 
     def __init__(self, inner, seed: int):
-        self.inner, self.image_size = inner, inner.image_size
+        super().__init__(inner)
         self.rng = np.random.default_rng(seed)
 
-    def predict_arrays(self, batch):
-        ages, p_female = self.inner.predict_arrays(batch)
-        ages = ages + self.rng.normal(0, 6, len(ages))
+    def predict_distributions(self, batch):
+        dist, p_female = self.inner.predict_distributions(batch)
+        ages = np.clip(self.inner.expected_ages(dist) + self.rng.normal(0, 6, len(dist)), 0, dist.shape[1] - 2)
+        below = np.floor(ages).astype(int)
+        noisy = np.zeros_like(dist)
+        noisy[np.arange(len(ages)), below] = 1 - (ages - below)
+        noisy[np.arange(len(ages)), below + 1] = ages - below
         p_female = np.clip(p_female + self.rng.normal(0, 0.15, len(p_female)), 0, 1)
-        return ages, p_female
+        return noisy, p_female
 
 
 def run(processor: FrameProcessor, frames) -> list[list]:
@@ -325,3 +341,15 @@ def test_stopping_the_stream_clears_faces_speed_and_tally(page):
     assert any(i.value.startswith("Stopped.") for i in page.info)
     stats = page.session_state["live_processor"].stats()
     assert (stats.frames, stats.people, stats.faces) == (0, 0, ())
+
+
+def test_page_answer_settings_reach_the_processor(page):
+    page.run()
+    page.checkbox(key="live_check").check().run()
+    page.number_input(key="live_threshold").set_value(21).run()
+    page.slider(key="live_interval").set_value(0.9).run()
+    assert not page.exception
+    answers = page.session_state["live_processor"].analyzer.answers
+    assert (answers.age_threshold, answers.interval, answers.min_quality) == (21, 0.9, "poor")
+    faces = page.dataframe[0].value
+    assert {"age range", "quality", "issues"} <= set(faces.columns)

@@ -34,7 +34,8 @@ def test_training_lowers_the_loss_and_writes_history(run):
 
 def test_run_folder_holds_a_loadable_model_and_its_test_results(run):
     out, metrics = run
-    for name in ("model.keras", "model.json", "last.keras", "split.csv", "labels.csv", "metrics.json", "predictions.csv"):
+    for name in ("model.keras", "model.json", "last.keras", "split.csv", "labels.csv", "metrics.json", "predictions.csv",
+                 "calibration.json"):
         assert (out / name).is_file(), name
     split = pd.read_csv(out / "split.csv")
     assert set(split["split"]) == {"train", "val", "test"}
@@ -45,6 +46,9 @@ def test_run_folder_holds_a_loadable_model_and_its_test_results(run):
     assert saved["age_mae"] == pytest.approx((predictions["age_pred"] - predictions["age_true"]).abs().mean(), abs=0.01)
     predictor = Predictor(out)
     assert predictor.image_size == 32 and predictor.config.width == 8
+    val_faces = int((split["split"] == "val").sum())
+    assert f"({val_faces} faces)" in predictor.calibration.source  # ranges fitted on validation, tested on test
+    assert predictions["age_low"].notna().all() and "age_interval" in saved
     settings = json.loads((out / "model.json").read_text())
     assert settings["input"]["size"] == 32 and settings["genders"] == ["male", "female"]
 

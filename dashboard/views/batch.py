@@ -7,7 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.batch import analyze_folder
+from core.batch import FACE_STATUSES, analyze_folder
+from core.calibration import AGE_CHECKS
 from core.images import IMAGE_EXTENSIONS
 from core.spreadsheet import to_safe_csv
 from dashboard import access, charts, components, state, tables, uploads
@@ -38,9 +39,10 @@ def choose_input():
         return None, None
 
 
-def analyse(files, folder: Path | None, aligned: bool, small_faces: bool):
+def analyse(files, folder: Path | None, aligned: bool, small_faces: bool, answers):
     """Run the core batch analysis with a progress bar; uploads go through a temporary folder."""
     analyzer = components.analyzer_or_stop(None if aligned else "group photos" if small_faces else "photos")
+    analyzer = analyzer.with_answers(answers)
     bar = st.progress(0.0, text="analysing...")
     progress = lambda done, total: bar.progress(done / total, text=f"analysing: {done:,} of {total:,} images")  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="batch-") as temp:
@@ -62,11 +64,21 @@ def show(what: str, results, rejected) -> None:
     per_image = results.drop_duplicates("file")
     found = tables.people(results)
     st.caption(f"Data shown: the faces found in {what}.")
-    row = st.columns(4)
+    faces = results[results["status"].isin(FACE_STATUSES)]
+    row = st.columns(6)
     row[0].metric("Images", f"{len(per_image):,}")
-    row[1].metric("Faces found", f"{len(found):,}")
-    row[2].metric("Images without a face", f"{(per_image['status'] == 'no_face').sum():,}")
-    row[3].metric("Unreadable", f"{(per_image['status'] == 'error').sum():,}")
+    row[1].metric("Faces found", f"{len(faces):,}")
+    row[2].metric("Poor quality", f"{(faces['quality'] == 'poor').sum():,}",
+                  help="Too small, blurry, dark or turned: see the quality_issues column.")
+    row[3].metric("Uncertain", f"{(faces['status'] == 'uncertain').sum():,}",
+                  help="Poor faces left out of the charts when poor faces are marked uncertain.")
+    row[4].metric("Images without a face", f"{(per_image['status'] == 'no_face').sum():,}")
+    row[5].metric("Unreadable", f"{(per_image['status'] == 'error').sum():,}")
+    if faces["age_check"].notna().any():
+        tally = faces["age_check"].value_counts()
+        st.info(f"Age check at {faces['age_threshold'].iloc[0]:g}: " + ", ".join(
+            f"{tally.get(name, 0):,} {name}" for name in AGE_CHECKS) + ". Over or under only when the whole "
+            "age range is on one side; faces whose range straddles the threshold are uncertain.")
     if rejected:
         with st.expander(f"{len(rejected)} uploaded file(s) left out"):
             st.dataframe([{"file": name, "reason": reason} for name, reason in rejected], hide_index=True)
@@ -78,8 +90,9 @@ def show(what: str, results, rejected) -> None:
                                            x_title="predicted age (years)"), key="batch_ages")
         middle.plotly_chart(charts.share(found, "gender", "Gender"), key="batch_genders")
         right.plotly_chart(charts.pyramid(found, "Age-gender pyramid"), key="batch_pyramid")
-    st.dataframe(results, hide_index=True, column_config={
-        "p_female": st.column_config.ProgressColumn("P(female)", min_value=0.0, max_value=1.0, format="%.2f")})
+    st.dataframe(tables.with_age_range(results), hide_index=True, column_config={
+        "p_female": st.column_config.ProgressColumn("P(female)", min_value=0.0, max_value=1.0, format="%.2f"),
+        "gender_confidence": components.FACE_COLUMNS["confidence"]})
 
 
 st.title("Batch analysis")
@@ -88,8 +101,9 @@ left, right = st.columns(2)
 aligned = left.checkbox("Images are aligned face crops, like UTKFace (skip face detection)", key="batch_aligned")
 small_faces = right.checkbox("Also look for small faces (group photos, slower)", key="batch_small_faces",
                              disabled=aligned)
+answers = components.answer_settings("batch")
 if st.button("Analyse", type="primary", disabled=not (files or folder), key="batch_run"):
-    st.session_state["batch_results"] = analyse(files, folder, aligned, small_faces)
+    st.session_state["batch_results"] = analyse(files, folder, aligned, small_faces, answers)
 if st.session_state.get("batch_results"):
     show(*st.session_state["batch_results"])
 else:

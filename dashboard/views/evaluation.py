@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.config import AnswerSettings
 from core.datasets import read_split, select_split
 from core.evaluation import evaluate
 from core.runs import LITERT_FILE, METRICS_FILE, PREDICTIONS_FILE
@@ -87,6 +88,8 @@ def show(metrics: dict, predictions: pd.DataFrame) -> None:
                                       labels={"age_true": "true age", "age_pred": "predicted age"}),
                        key="eval_scatter")
 
+    trust(metrics)
+
     st.subheader("By group")
     grouping = st.radio("Group by", list(GROUPINGS), horizontal=True, key="eval_grouping")
     groups = tables.group_metrics(metrics, GROUPINGS[grouping])
@@ -106,6 +109,32 @@ def show(metrics: dict, predictions: pd.DataFrame) -> None:
         st.success("No gender mistake.")
     else:
         error_gallery(mistakes)
+
+
+def trust(metrics: dict) -> None:
+    """Whether the answers hold what they say: interval coverage per band, age checks, and the
+    gender confidence's reliability diagram."""
+    st.subheader("Can the answers be trusted?")
+    coverage, checks = tables.interval_coverage(metrics), tables.age_checks(metrics)
+    left, right = st.columns(2)
+    if coverage.empty:
+        left.info("This model has no age intervals: write its calibration with "
+                  "`python -m core calibrate --model DIR` and evaluate again.")
+    else:
+        block, target = metrics["age_interval"], AnswerSettings().interval
+        left.plotly_chart(charts.coverage(coverage, f"{target:.0%} age intervals: {block['coverage']:.1%} covered, "
+                                                    f"median width {block['median_width']:.0f} years", target),
+                          key="eval_coverage")
+    gender = metrics.get("gender_reliability")
+    if gender:
+        right.plotly_chart(charts.reliability(gender["bins"], f"Gender confidence reliability (ECE {gender['ece']:.1%})"),
+                           key="eval_reliability")
+    if not checks.empty:
+        st.caption("Age checks with the intervals: share of faces decided, and how often a decision is wrong "
+                   "(false over: younger than the threshold but said over; false under: the other way).")
+        st.dataframe(checks, hide_index=True, column_config={
+            name: st.column_config.NumberColumn(format="percent")
+            for name in ("decided", "uncertain", "wrong_of_decided", "false_over", "false_under")})
 
 
 def error_gallery(rows: pd.DataFrame) -> None:

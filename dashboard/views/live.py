@@ -37,7 +37,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 
 from core.live import FrameProcessor, LiveStats  # noqa: E402
 from core.runs import ModelError  # noqa: E402
-from dashboard import state  # noqa: E402
+from dashboard import components, state  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +72,15 @@ def parse_ice_servers(text: str) -> list[dict]:
 
 def session_objects(analyzer) -> tuple[FrameProcessor, queue.Queue]:
     """This viewer's processor (its own tracks and tally) and result queue, kept across reruns;
-    the detector and model inside are the server-wide cached ones, swapped in when reloaded."""
+    the detector and model inside are the server-wide cached ones, swapped in when reloaded, and
+    so are the answer settings when the sidebar changes them."""
     session = st.session_state
     if session.get("live_processor") is None:
         session.live_processor = FrameProcessor(analyzer)
         session.live_results = queue.Queue(maxsize=1)
         session.live_latest = None
-    elif session.live_processor.analyzer.predictor is not analyzer.predictor:
+    elif (session.live_processor.analyzer.predictor is not analyzer.predictor
+          or session.live_processor.analyzer.answers != analyzer.answers):
         session.live_processor.use_analyzer(analyzer)
     return session.live_processor, session.live_results
 
@@ -111,7 +113,8 @@ def make_callback(processor: FrameProcessor, results: queue.Queue, show_probabil
 
 
 def sidebar(processor: FrameProcessor) -> tuple[bool, list[dict]]:
-    """Settings widgets; returns (show probabilities, ICE servers)."""
+    """Settings widgets (the answer settings are read first, by `answer_settings`); returns
+    (show probabilities, ICE servers)."""
     with st.sidebar:
         st.header("Live camera")
         min_score = st.slider("Detection confidence", 0.3, 0.95, processor.settings.min_score, 0.05,
@@ -154,13 +157,13 @@ def show_stats(stats: LiveStats, show_probabilities: bool) -> None:
     frame_ms.metric("Processing ms/frame", f"{stats.frame_ms:.0f}",
                     help="Mean time to analyse one frame. Above ~40 ms the video drops frames.")
     people.metric("People seen", stats.people)
-    rows = [{"face": s.track_id, "gender": s.result.gender, "age": s.result.age_years,
-             "age band": s.age_band, **({"confidence": f"{s.result.gender_confidence:.0%}"}
-                                        if show_probabilities else {})}
-            for s in sorted(stats.faces, key=lambda s: s.track_id)]
+    ordered = sorted(stats.faces, key=lambda s: s.track_id)
+    rows = [{**row, "age band": s.age_band} for row, s in zip(components.face_table([s.result for s in ordered]), ordered)]
+    if not show_probabilities:
+        rows = [{k: v for k, v in row.items() if k not in ("confidence", "p_female")} for row in rows]
     st.subheader("In view now")
     if rows:
-        st.dataframe(rows, hide_index=True)
+        st.dataframe(rows, hide_index=True, column_config=components.FACE_COLUMNS)
     else:
         st.caption("No faces in view.")
     st.subheader("Tally of people seen")
@@ -215,8 +218,10 @@ def follow_stream(ctx, results: queue.Queue, show_probabilities: bool) -> None:
 
 def main() -> None:
     st.title("Live camera")
+    with st.sidebar.expander("Answers", expanded=True):
+        answers = components.answer_settings("live", stacked=True)
     try:
-        analyzer = state.get_analyzer(state.selected_model(), "live")
+        analyzer = state.get_analyzer(state.selected_model(), "live").with_answers(answers)
     except ModelError as exc:
         st.error(f"No model to run: {exc}. Pick a trained run in the sidebar, train one (see README) "
                  "or set AGE_GENDER_MODEL_DIR.")

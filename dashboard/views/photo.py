@@ -1,5 +1,6 @@
-"""Single photo: every face in one picture, boxed and numbered, with age, gender and the model's
-probabilities per face (the same pipeline and numbers as the CLI and batch analysis)."""
+"""Single photo: every face in one picture, boxed and numbered, with age and its calibrated range,
+gender and its confidence, and each face's quality (the same pipeline and numbers as the CLI and
+batch analysis)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -21,13 +22,14 @@ if mode == UPLOAD:
 else:
     photo = st.camera_input("Camera", key="photo_camera")
 small_faces = st.checkbox("Also look for small faces (group photos, slower)", key="photo_small_faces")
+answers = components.answer_settings("photo")
 if photo is None:
     st.info("Upload a photo or take one with your camera: each face gets a numbered box with its age and gender. "
             f"Photos over {components.upload_limit_mb()} MB are refused by the browser (a red mark next to the file).")
     st.stop()
 components.refuse_oversized(photo, "Use a smaller copy of the photo.")
 
-analyzer = components.analyzer_or_stop("group photos" if small_faces else "photos")
+analyzer = components.analyzer_or_stop("group photos" if small_faces else "photos").with_answers(answers)
 try:
     image, scale = load_photo(photo.getvalue())
 except ImageError as exc:
@@ -43,12 +45,16 @@ with right:
         st.warning("No face found. Faces should be roughly frontal and not too small; "
                    "try the small-faces option for group photos.")
         st.stop()
-    table = [{"face": f.number, "gender": f.gender, "age": f.age_years, "p_female": f.p_female,
-              "p_male": 1 - f.p_female, "det_score": f.det_score} for f in faces]
+    poor = sum(f.quality is not None and f.quality.grade == "poor" for f in faces)
+    if poor:
+        st.warning(f"{poor} face(s) of poor quality (too small, blurry, dark or turned): their answers are less "
+                   "reliable than the intervals say.")
+    table = [{**row, "det_score": f.det_score} for row, f in zip(components.face_table(faces), faces)]
     st.dataframe(table, hide_index=True, column_config={
-        "p_female": st.column_config.ProgressColumn("P(female)", min_value=0.0, max_value=1.0, format="%.2f"),
-        "p_male": st.column_config.ProgressColumn("P(male)", min_value=0.0, max_value=1.0, format="%.2f"),
-        "det_score": st.column_config.NumberColumn("detection score", format="%.2f")})
+        **components.FACE_COLUMNS, "det_score": st.column_config.NumberColumn("detection score", format="%.2f")})
+    if faces[0].age_low is not None:
+        st.caption(f"Age range: holds the true age for {answers.interval:.0%} of faces, calibrated on the model's "
+                   "validation faces.")
     crops = [image[max(0, round(f.y / scale)):round((f.y + f.h) / scale), max(0, round(f.x / scale)):round((f.x + f.w) / scale)]
              for f in faces]
     components.gallery(crops, [f.label() for f in faces], columns=4)
