@@ -6,6 +6,8 @@ the aligned faces of many photos into one model call (`core.analysis.FaceAnalyze
 one row per face, plus one row per image with no face or an error, so every image file is
 accounted for. The CLI writes those rows to the CSV as they come (flushed per model batch), so a
 crash or a kill loses at most one batch, and `--resume` continues where a run stopped.
+`--engine ray` runs the same per-image steps (`_find`, `_read`) on a Ray cluster instead
+(`core.scale`, imported only then, so Ray stays an optional dependency).
 """
 from __future__ import annotations
 
@@ -202,7 +204,8 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `batch` command's arguments."""
-    parser.add_argument("folder", metavar="DIR", type=Path, help="folder of photos")
+    parser.add_argument("folder", metavar="DIR",
+                        help="folder of photos (with --engine ray also a URI Ray can read, e.g. s3://bucket/photos)")
     parser.add_argument("--out", required=True, type=Path, help="CSV file to write (one row per face)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
                         help="model folder (default: %(default)s)")
@@ -215,6 +218,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fast one finds none or only small ones; default), always (group photos), never")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and analyse only the files it lacks")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: threads on this machine (default); ray: a Ray cluster (pip install -r "
+                             "requirements-scale.txt), for archives larger than one machine analyses in time")
+    parser.add_argument("--address", help="with --engine ray: the cluster to join (auto, or ray://HOST:10001); "
+                                          "default: start a Ray on this machine for the run")
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -228,13 +236,13 @@ def cli_main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Exit code 0 when at least one image could be analysed, 1 when none could, 2 for bad
     arguments (missing folder or model, unwritable output)."""
-    if not args.folder.is_dir():
+    if args.engine == "local" and not Path(args.folder).is_dir():
         return _fail(f"not a folder: {args.folder}")
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         done = _rows_kept_for_resume(args.out) if args.resume else frame([])
-        analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else FaceDetector(full_range=args.full_range))
-        files, problems, notes = scan_folder(args.folder, args.recursive)
+        engine = _engine(args)
+        files, problems, notes = engine.scan(args.folder, args.recursive)
     except (OSError, ModelError, ValueError) as exc:
         return _fail(str(exc))
     finished = set(done["file"])
@@ -245,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         with _open_output(args.out, append=not done.empty) as writer, \
                 tqdm(total=len(todo), unit="img", desc="analysing", dynamic_ncols=True, disable=None) as bar:
             writer.write(problems)
-            for rows in iter_rows(todo, analyzer, lambda n, _total: bar.update(n - bar.n)):
+            for rows in engine.rows(todo, lambda n, _total: bar.update(n - bar.n)):
                 writer.write(rows)
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
@@ -253,6 +261,33 @@ def run(args: argparse.Namespace) -> int:
     table.attrs["notes"] = notes
     print(summary(table, time.perf_counter() - start, args.out, analysed=len(todo)))
     return 0 if table["status"].isin(["ok", "no_face"]).any() else 1
+
+
+def build_analyzer(args: argparse.Namespace, threads: int | None = None) -> FaceAnalyzer:
+    """The detector and model the `batch` options ask for: the one place both engines build them
+    (the local engine once, the Ray engine once per worker process)."""
+    detector = None if args.aligned else FaceDetector(full_range=args.full_range)
+    return FaceAnalyzer(Predictor(args.model, threads=threads), detector)
+
+
+class _LocalEngine:
+    """Threads on this machine: list with `scan_folder`, analyse with `iter_rows`."""
+
+    def __init__(self, args: argparse.Namespace):
+        self._analyzer = build_analyzer(args)
+
+    scan = staticmethod(scan_folder)
+
+    def rows(self, items: Sequence[tuple[str, Photo]], progress: Progress) -> Iterator[list[dict]]:
+        return iter_rows(items, self._analyzer, progress)
+
+
+def _engine(args: argparse.Namespace):
+    if args.engine == "ray":
+        from .scale import RayEngine  # Ray is imported only when asked for
+
+        return RayEngine(args)
+    return _LocalEngine(args)
 
 
 class _CsvWriter:
