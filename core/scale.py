@@ -54,7 +54,7 @@ class RayEngine:
     def scan(self, folder: str, recursive: bool = True) -> tuple[list[tuple[str, str]], list[dict], list[str]]:
         """The folder's images as the local engine lists them, listed by a task on the cluster,
         which also loads the model there once, so a bad `--model` fails before any work."""
-        found = ray.get(_scan.remote(folder, recursive, self._args))
+        found = ray.get(_scan.remote(_absolute(folder), recursive, self._args))
         if isinstance(found, Exception):
             raise found
         return found
@@ -84,14 +84,26 @@ def _settings(args: argparse.Namespace) -> argparse.Namespace:
     """What workers need to build the analyzer (see `build_analyzer`): only the analysis options,
     with paths as text, so the job does not depend on anything else of the caller's."""
     wanted = {key: value for key, value in vars(args).items() if key not in ("folder", "out", "resume", "address")}
-    return argparse.Namespace(**{**wanted, "model": str(args.model)})
+    return argparse.Namespace(**{**wanted, "model": _absolute(str(args.model))})
+
+
+def _absolute(path: str) -> str:
+    """A local path that means the same to a worker whatever its working folder; URIs as given."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _connect(address: str | None) -> None:
-    """Join the cluster at `address`, or start a small private Ray on this machine (two logical
-    CPUs' worth of cores, a small object store, no dashboard) that ends with this process."""
-    if ray.is_initialized():
-        return
+    """Join the cluster at `address`, or start a small private Ray on this machine (one logical
+    CPU per core, a small object store, no dashboard) that ends with this process; quiet either way."""
+    if not ray.is_initialized():
+        _init(address)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the CLI has its own bar, with rate and ETA
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # e.g. "progress bars disabled"
+
+
+def _init(address: str | None) -> None:
     # Token authentication stays on; only its notice that it is on is hushed.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     quiet = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
@@ -100,10 +112,6 @@ def _connect(address: str | None) -> None:
     else:
         ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE,
                  include_dashboard=False, **quiet)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the CLI has its own bar, with rate and ETA
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # e.g. "progress bars disabled"
 
 
 def _cluster_cpus() -> int:
