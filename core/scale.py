@@ -34,7 +34,11 @@ from .batch import BATCH_FACES, COLUMNS, Progress, _Found, _find, _read, _row, b
 from .images import MAX_FILE_BYTES, is_image_file
 
 IMAGES_PER_TASK = 16  # images a detection task decodes: small, so the work spreads evenly
-MODEL_CPUS = 0.5  # a model actor waits for crops much of the time: it shares a core with detection
+# Logical CPUs per model actor and per detection task. The model is about a fifth of the work
+# per photo, so an actor is mostly idle: its share lets two detection tasks run beside it on a
+# 2-core node (1 actor + 2 tasks = 0.25 + 2 x 0.75), keeping both cores busy.
+MODEL_CPUS = 0.25
+DETECT_CPUS = 0.75
 LOCAL_OBJECT_STORE = 256 * 2**20  # the local Ray's object store: crops in flight, not whole photos
 SCHEMA = pa.schema([(name, kind) for name, kind in zip(COLUMNS, [
     pa.string(), pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int64(), pa.int64(),
@@ -65,7 +69,8 @@ class RayEngine:
             return
         images = ray.data.from_items([{"name": name, "path": str(path)} for name, path in items],
                                      override_num_blocks=math.ceil(len(items) / IMAGES_PER_TASK))
-        found = images.map_batches(_detect, fn_args=(self._args,), batch_size=None, batch_format="numpy")
+        found = images.map_batches(_detect, fn_args=(self._args,), batch_size=None, batch_format="numpy",
+                                   num_cpus=DETECT_CPUS)
         with warnings.catch_warnings():  # Ray 2.60 has no named parameter for max_restarts yet
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
             rows = found.map_batches(_Reader, fn_constructor_args=(self._args,), batch_size=BATCH_FACES,

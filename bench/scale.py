@@ -1,0 +1,198 @@
+"""What the Ray engine costs on one machine, and that a job spreads over several Ray nodes.
+
+Makes N one-face 640x480 photos (`bench/batch.py`'s helpers), then runs `python -m core batch`
+the way a user does (`core.batch.run`: list, analyse, write the CSV) with the local engine and
+with `--engine ray` on a private local Ray (started once, as the CLI starts it), alternating
+them so both see the same load on a shared machine; reports the median of the ratios measured
+run by run. Then it starts a Ray "cluster" of several nodes on this machine (one raylet each,
+1 CPU each, `ray.cluster_utils.Cluster`), joins it with `--address` like a real cluster, and
+reports the CPU time and peak memory (RSS) of each node's worker processes: how the work spread,
+and photos per worker CPU-second, from which a real node's throughput follows. Table first,
+JSON last line.
+
+    .venv/bin/python bench/scale.py [--images 1000] [--runs 3] [--nodes 3]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from batch import make_photos, model_folder  # noqa: E402  (also puts the project on sys.path)
+
+from core import batch as core_batch  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--nodes", type=int, default=3, help="Ray nodes of 1 CPU each for the spread run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = make_photos(Path(tmp) / "photos", args.images)
+        model, model_kind = model_folder(Path(tmp) / "model")
+        cli = lambda engine, address=None: _cli(photos, Path(tmp) / f"{engine}.csv", model, engine, address)  # noqa: E731
+        result = {"images": args.images, "photo": "640x480 JPEG, one face", "model": model_kind,
+                  "cpus": os.cpu_count(), **_overhead(cli, args.runs, args.images), **_spread(cli, args.nodes, args.images)}
+        result["load_average_1min"] = round(os.getloadavg()[0], 1)
+    _print_table(result)
+    print(json.dumps(result))
+
+
+def _cli(photos: Path, out: Path, model: Path, engine: str, address: str | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    core_batch.add_arguments(parser)
+    return parser.parse_args([str(photos), "--out", str(out), "--model", str(model), "--engine", engine]
+                             + (["--address", address] if address else []))
+
+
+def _timed(args: argparse.Namespace, count: int) -> float:
+    """Photos per second of one CLI run (its summary goes nowhere)."""
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert core_batch.run(args) == 0
+    return count / (time.perf_counter() - start)
+
+
+def _overhead(cli, runs: int, count: int) -> dict:
+    """Local engine and Ray engine on this machine, alternated; the ray start is timed apart."""
+    import ray
+
+    from core.scale import RayEngine
+
+    local, on_ray = cli("local"), cli("ray")
+    _timed(local, count)  # warm-up: file cache, model tracing
+    start = time.perf_counter()
+    RayEngine(on_ray)  # starts the private Ray, as the first CLI run would
+    ray_start_s = time.perf_counter() - start
+    _timed(on_ray, count)  # warm-up: worker processes import the project once
+    local_rates, ray_rates = [], []
+    with _Workers() as workers:
+        for run in range(runs):
+            local_rates.append(_timed(local, count))
+            ray_rates.append(_timed(on_ray, count))
+            print(f"run {run + 1}: local {local_rates[-1]:.1f} photos/s, ray {ray_rates[-1]:.1f} photos/s "
+                  f"({ray_rates[-1] / local_rates[-1]:.0%})", file=sys.stderr)
+    ray.shutdown()
+    ratios = [r / l for r, l in zip(ray_rates, local_rates)]
+    return {"local_photos_per_s": round(statistics.median(local_rates), 1),
+            "ray_photos_per_s": round(statistics.median(ray_rates), 1),
+            "ray_vs_local": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios],
+            "ray_start_s": round(ray_start_s, 1), "local_ray_worker_rss_mb": workers.peak_rss_mb()}
+
+
+def _spread(cli, nodes: int, images: int) -> dict:
+    """One run on `nodes` Ray nodes of 1 CPU each, joined by address: per-node worker CPU and RSS."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2**20})
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
+        args = cli("ray", cluster.address)
+        from core.scale import RayEngine
+
+        RayEngine(args)  # joins; the run below then measures the job, not the connection
+        _timed(args, images)  # warm-up: every node's workers import the project once
+        with _Workers() as workers:
+            rate = _timed(args, images)
+        per_node = workers.per_node()
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+    cpu = sum(node["cpu_s"] for node in per_node)
+    return {"nodes": nodes, "nodes_photos_per_s": round(rate, 1), "per_node": per_node,
+            "photos_per_worker_cpu_s": round(images / cpu, 1) if cpu else None,
+            "worker_rss_mb_max": max((node["rss_mb_max"] for node in per_node), default=None)}
+
+
+class _Workers:
+    """Samples Ray's worker processes (titled "ray::...") twice a second while in use: their CPU
+    time and peak RSS, grouped by node (a worker's parent is its node's raylet)."""
+
+    def __init__(self):
+        self._seen: dict[int, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def __enter__(self):
+        self._start_cpu = {pid: info["cpu_s"] for pid, info in self._sample().items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def _sample(self) -> dict[int, dict]:
+        for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+                if not title.startswith("ray::"):
+                    continue
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+                info = self._seen.setdefault(pid, {"parent": int(fields[1]), "rss_mb": 0.0, "kind": title})
+                info["cpu_s"] = (int(fields[11]) + int(fields[12])) / TICKS
+                info["rss_mb"] = max(info["rss_mb"], rss)
+                if "IDLE" not in title:
+                    info["kind"] = title
+        return self._seen
+
+    def _used(self) -> list[dict]:
+        """Workers that did something while sampled, with the CPU seconds they spent."""
+        return [{**info, "cpu_s": info["cpu_s"] - self._start_cpu.get(pid, 0.0)}
+                for pid, info in self._seen.items() if info["cpu_s"] - self._start_cpu.get(pid, 0.0) > 0.05]
+
+    def peak_rss_mb(self) -> float | None:
+        return round(max((info["rss_mb"] for info in self._used()), default=0.0), 1) or None
+
+    def per_node(self) -> list[dict]:
+        nodes: dict[int, list[dict]] = {}
+        for info in self._used():
+            nodes.setdefault(info["parent"], []).append(info)
+        return [{"node": i + 1, "workers": len(workers), "cpu_s": round(sum(w["cpu_s"] for w in workers), 1),
+                 "rss_mb_max": round(max(w["rss_mb"] for w in workers), 1),
+                 "kinds": sorted({w["kind"].split("(")[0] for w in workers})}
+                for i, workers in enumerate(nodes.values())]
+
+
+def _print_table(result: dict) -> None:
+    rows = [("local engine", f"{result['local_photos_per_s']} photos/s", ""),
+            ("ray engine, local Ray (2 CPUs)", f"{result['ray_photos_per_s']} photos/s",
+             f"{result['ray_vs_local']:.0%} of local (median of {len(result['ratios'])} paired runs)"),
+            ("ray start (once per CLI run without --address)", f"{result['ray_start_s']} s", ""),
+            ("peak RSS of a Ray worker", f"{result['local_ray_worker_rss_mb']} MB", ""),
+            (f"ray engine, {result['nodes']} nodes x 1 CPU (--address)", f"{result['nodes_photos_per_s']} photos/s",
+             f"{result['photos_per_worker_cpu_s']} photos per worker CPU-second")]
+    rows += [(f"  node {n['node']}", f"{n['cpu_s']} CPU s in {n['workers']} workers",
+              f"peak RSS {n['rss_mb_max']} MB; {', '.join(n['kinds'])}") for n in result["per_node"]]
+    width = max(len(r[0]) for r in rows)
+    print(f"{result['images']} photos ({result['photo']}), model {result['model']}, {result['cpus']} CPUs, "
+          f"load average {result['load_average_1min']}")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:<28} {note}")
+
+
+if __name__ == "__main__":
+    main()
