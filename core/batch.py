@@ -188,7 +188,12 @@ def _row(name: str, status: str, **values) -> dict:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """A results CSV written by `run`, with the original file names and the column types of `frame`."""
+    """The results `run` wrote (a CSV, or a folder of Parquet parts), with the original file
+    names and the column types of `frame`."""
+    if path.suffix == ".parquet":
+        from .parts import read_parts
+
+        return frame(read_parts(path).to_dict("records"))
     return frame(read_safe_csv(path).to_dict("records"))
 
 
@@ -206,7 +211,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `batch` command's arguments."""
     parser.add_argument("folder", metavar="DIR",
                         help="folder of photos (with --engine ray also a URI Ray can read, e.g. s3://bucket/photos)")
-    parser.add_argument("--out", required=True, type=Path, help="CSV file to write (one row per face)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="CSV file to write (one row per face), or NAME.parquet: a folder of Parquet parts, for big runs")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
                         help="model folder (default: %(default)s)")
     parser.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
@@ -306,6 +312,13 @@ class _CsvWriter:
 
 @contextmanager
 def _open_output(path: Path, append: bool) -> Iterator[_CsvWriter]:
+    if path.suffix == ".parquet":
+        from .parts import PartsWriter
+
+        writer = PartsWriter(path, append)
+        yield writer
+        writer.flush()
+        return
     with path.open("a" if append else "w", newline="", encoding="utf-8") as handle:
         yield _CsvWriter(handle, header=not append)
 
@@ -313,7 +326,10 @@ def _open_output(path: Path, append: bool) -> Iterator[_CsvWriter]:
 def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
     """The rows of an interrupted run worth keeping, rewritten so the CSV holds only them: a
     half-written last line is dropped, and so are the rows of the last file (a kill may have
-    cut between the rows of its faces), which is analysed again."""
+    cut between the rows of its faces), which is analysed again. Parquet parts are written
+    whole, so all of theirs are kept."""
+    if out.suffix == ".parquet":
+        return read_results(out)
     if not out.is_file() or out.stat().st_size == 0:
         return frame([])
     text = out.read_text(encoding="utf-8")

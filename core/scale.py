@@ -30,8 +30,9 @@ import pyarrow.fs as pafs
 import ray
 
 from .analysis import FaceAnalyzer
-from .batch import BATCH_FACES, COLUMNS, Progress, _Found, _find, _read, _row, build_analyzer, scan_folder
+from .batch import BATCH_FACES, Progress, _Found, _find, _read, _row, build_analyzer, scan_folder
 from .images import MAX_FILE_BYTES, is_image_file
+from .parts import SCHEMA
 
 IMAGES_PER_TASK = 16  # images a detection task decodes: small, so the work spreads evenly
 # Logical CPUs per model actor and per detection task. The model is about a fifth of the work
@@ -40,9 +41,6 @@ IMAGES_PER_TASK = 16  # images a detection task decodes: small, so the work spre
 MODEL_CPUS = 0.25
 DETECT_CPUS = 0.75
 LOCAL_OBJECT_STORE = 256 * 2**20  # the local Ray's object store: crops in flight, not whole photos
-SCHEMA = pa.schema([(name, kind) for name, kind in zip(COLUMNS, [
-    pa.string(), pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int64(), pa.int64(),
-    pa.float64(), pa.float64(), pa.string(), pa.float64(), pa.string()])])
 
 
 class RayEngine:

@@ -1,5 +1,5 @@
 """The Ray engine (`batch --engine ray`) on a local two-worker Ray: the local engine's rows, bad
-files as error rows, resume. Skipped when Ray (requirements-scale.txt) is not installed."""
+files as error rows, resume, Parquet parts. Skipped when Ray (requirements-scale.txt) is absent."""
 from __future__ import annotations
 
 import subprocess
@@ -83,6 +83,27 @@ def test_resume_analyses_only_what_is_missing(on_ray, local, tiny_model_dir, fol
     assert code == 0
     pd.testing.assert_frame_equal(table, local)
     assert "from the earlier run)" in capsys.readouterr().out
+
+
+def test_parquet_parts_hold_the_same_rows_and_resume(local, tiny_model_dir, folder, tmp_path, cluster, monkeypatch):
+    """Small model batches and parts: many parts, each of whole images, whatever the batch."""
+    import core.parts
+    import core.scale
+
+    monkeypatch.setattr(core.scale, "BATCH_FACES", 4)
+    monkeypatch.setattr(core.parts, "PART_ROWS", 10)
+    out = tmp_path / "results.parquet"
+    code, table = batch(folder, out, tiny_model_dir, "--engine", "ray")
+    parts = sorted(out.glob("part-*.parquet"))
+    assert code == 0 and len(parts) >= 3
+    pd.testing.assert_frame_equal(table, local)
+    assert len(pd.read_parquet(out)) == len(local)  # the folder reads as one table
+    for part in parts[-2:]:  # a run killed two parts before its end, one part half written
+        part.unlink()
+    (out / ".part-00009.parquet.partial").write_bytes(b"PAR1 cut short")
+    code, table = batch(folder, out, tiny_model_dir, "--engine", "ray", "--resume")
+    assert code == 0
+    pd.testing.assert_frame_equal(table, local)
 
 
 def test_ray_is_imported_only_for_the_ray_engine(folder, tiny_model_dir, tmp_path):
