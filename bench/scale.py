@@ -108,16 +108,19 @@ def _spread(cli, nodes: int, images: int) -> dict:
         RayEngine(args)  # joins; the run below then measures the job, not the connection
         _timed(args, images)  # warm-up: every node's workers import the project once
         with _Workers() as workers:
+            driver_cpu = time.process_time()
             rate = _timed(args, images)
+            driver_cpu = time.process_time() - driver_cpu
         per_node = workers.per_node()
     finally:
         import ray
 
         ray.shutdown()
         cluster.shutdown()
-    cpu = sum(node["cpu_s"] for node in per_node)
+    cpu = sum(node["job_cpu_s"] for node in per_node)
     return {"nodes": nodes, "nodes_photos_per_s": round(rate, 1), "per_node": per_node,
             "photos_per_worker_cpu_s": round(images / cpu, 1) if cpu else None,
+            "driver_cpu_s": round(driver_cpu, 1),
             "worker_rss_mb_max": max((node["rss_mb_max"] for node in per_node), default=None)}
 
 
@@ -152,11 +155,10 @@ class _Workers:
                     continue
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
-                info = self._seen.setdefault(pid, {"parent": int(fields[1]), "rss_mb": 0.0, "kind": title})
+                info = self._seen.setdefault(pid, {"parent": int(fields[1]), "rss_mb": 0.0, "kinds": set()})
                 info["cpu_s"] = (int(fields[11]) + int(fields[12])) / TICKS
                 info["rss_mb"] = max(info["rss_mb"], rss)
-                if "IDLE" not in title:
-                    info["kind"] = title
+                info["kinds"].add(_kind(title))
         return self._seen
 
     def _used(self) -> list[dict]:
@@ -168,13 +170,28 @@ class _Workers:
         return round(max((info["rss_mb"] for info in self._used()), default=0.0), 1) or None
 
     def per_node(self) -> list[dict]:
+        """Per node: CPU seconds of the job's workers (detection tasks, model actors) and of Ray's
+        own helpers, and the job workers' peak RSS."""
         nodes: dict[int, list[dict]] = {}
         for info in self._used():
             nodes.setdefault(info["parent"], []).append(info)
-        return [{"node": i + 1, "workers": len(workers), "cpu_s": round(sum(w["cpu_s"] for w in workers), 1),
-                 "rss_mb_max": round(max(w["rss_mb"] for w in workers), 1),
-                 "kinds": sorted({w["kind"].split("(")[0] for w in workers})}
-                for i, workers in enumerate(nodes.values())]
+        summary = []
+        for i, workers in enumerate(nodes.values()):
+            job = [w for w in workers if "ray helper" not in w["kinds"]]  # helpers are actors: always titled
+            summary.append({"node": i + 1, "job_workers": len(job), "job_cpu_s": round(sum(w["cpu_s"] for w in job), 1),
+                            "ray_helpers_cpu_s": round(sum(w["cpu_s"] for w in workers if w not in job), 1),
+                            "rss_mb_max": round(max((w["rss_mb"] for w in job), default=0.0), 1),
+                            "kinds": sorted(set().union(*(w["kinds"] for w in job)) - {"idle"})})
+        return summary
+
+
+def _kind(title: str) -> str:
+    """What a Ray worker process is doing, from its process title; a worker seen idle that used
+    CPU ran tasks between two samples. Ray Data's helper actors (stats, autoscaling) are the rest."""
+    for word, kind in (("_detect", "detection"), ("_Reader", "model"), ("_scan", "listing"), ("IDLE", "idle")):
+        if word in title:
+            return kind
+    return "ray helper"
 
 
 def _print_table(result: dict) -> None:
@@ -185,8 +202,10 @@ def _print_table(result: dict) -> None:
             ("peak RSS of a Ray worker", f"{result['local_ray_worker_rss_mb']} MB", ""),
             (f"ray engine, {result['nodes']} nodes x 1 CPU (--address)", f"{result['nodes_photos_per_s']} photos/s",
              f"{result['photos_per_worker_cpu_s']} photos per worker CPU-second")]
-    rows += [(f"  node {n['node']}", f"{n['cpu_s']} CPU s in {n['workers']} workers",
-              f"peak RSS {n['rss_mb_max']} MB; {', '.join(n['kinds'])}") for n in result["per_node"]]
+    rows += [(f"  node {n['node']}", f"{n['job_cpu_s']} CPU s in {n['job_workers']} job workers",
+              f"{', '.join(n['kinds'])}; peak RSS {n['rss_mb_max']} MB; Ray helpers {n['ray_helpers_cpu_s']} CPU s")
+             for n in result["per_node"]]
+    rows.append(("  the CLI process (Ray Data's executor, CSV)", f"{result['driver_cpu_s']} CPU s", ""))
     width = max(len(r[0]) for r in rows)
     print(f"{result['images']} photos ({result['photo']}), model {result['model']}, {result['cpus']} CPUs, "
           f"load average {result['load_average_1min']}")
