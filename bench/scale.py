@@ -3,12 +3,13 @@
 Makes N one-face 640x480 photos (`bench/batch.py`'s helpers), then runs `python -m core batch`
 the way a user does (`core.batch.run`: list, analyse, write the CSV) with the local engine and
 with `--engine ray` on a private local Ray (started once, as the CLI starts it), alternating
-them so both see the same load on a shared machine; reports the median of the ratios measured
-run by run. Then it starts a Ray "cluster" of several nodes on this machine (one raylet each,
-1 CPU each, `ray.cluster_utils.Cluster`), joins it with `--address` like a real cluster, and
-reports the CPU time and peak memory (RSS) of each node's worker processes: how the work spread,
-and photos per worker CPU-second, from which a real node's throughput follows. Table first,
-JSON last line.
+them so both see the same load on a shared machine. It reports the median of the ratios measured
+run by run, and each engine's CPU time per photo (for Ray: this process and every Ray process),
+which the other work on the machine hardly changes. Then it starts a Ray "cluster" of several
+nodes on this machine (one raylet each, 1 CPU each, `ray.cluster_utils.Cluster`), joins it with
+`--address` like a real cluster, and reports the CPU time and peak memory (RSS) of each node's
+worker processes: how the work spread, and photos per worker CPU-second, from which a real
+node's throughput follows. Table first, JSON last line.
 
     .venv/bin/python bench/scale.py [--images 1000] [--runs 3] [--nodes 3]
 """
@@ -59,12 +60,17 @@ def _cli(photos: Path, out: Path, model: Path, engine: str, address: str | None)
                              + (["--address", address] if address else []))
 
 
-def _timed(args: argparse.Namespace, count: int) -> float:
-    """Photos per second of one CLI run (its summary goes nowhere)."""
-    start = time.perf_counter()
+def _timed(args: argparse.Namespace, count: int, ray_processes: "_RayProcesses | None" = None) -> dict:
+    """Photos per second of one CLI run (its summary goes nowhere) and the CPU milliseconds per
+    photo it cost: this process's, plus Ray's processes' when sampled. CPU time, unlike the rate,
+    hardly depends on what else the shared machine is running."""
+    before = (time.perf_counter(), time.process_time(), ray_processes.cpu_s() if ray_processes else 0.0)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert core_batch.run(args) == 0
-    return count / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - before[0], time.process_time() - before[1]
+    if ray_processes:
+        cpu += ray_processes.cpu_s() - before[2]
+    return {"photos_per_s": count / wall, "cpu_ms_per_photo": 1000 * cpu / count}
 
 
 def _overhead(cli, runs: int, count: int) -> dict:
@@ -79,19 +85,20 @@ def _overhead(cli, runs: int, count: int) -> dict:
     RayEngine(on_ray)  # starts the private Ray, as the first CLI run would
     ray_start_s = time.perf_counter() - start
     _timed(on_ray, count)  # warm-up: worker processes import the project once
-    local_rates, ray_rates = [], []
-    with _Workers() as workers:
+    pairs = []
+    with _RayProcesses() as processes:
         for run in range(runs):
-            local_rates.append(_timed(local, count))
-            ray_rates.append(_timed(on_ray, count))
-            print(f"run {run + 1}: local {local_rates[-1]:.1f} photos/s, ray {ray_rates[-1]:.1f} photos/s "
-                  f"({ray_rates[-1] / local_rates[-1]:.0%})", file=sys.stderr)
+            pairs.append((_timed(local, count), _timed(on_ray, count, processes)))
+            print(f"run {run + 1}: " + ", ".join(f"{engine} {p['photos_per_s']:.1f} photos/s ({p['cpu_ms_per_photo']:.1f}"
+                                                 f" CPU ms/photo)" for engine, p in zip(("local", "ray"), pairs[-1])),
+                  file=sys.stderr)
     ray.shutdown()
-    ratios = [r / l for r, l in zip(ray_rates, local_rates)]
-    return {"local_photos_per_s": round(statistics.median(local_rates), 1),
-            "ray_photos_per_s": round(statistics.median(ray_rates), 1),
+    median = lambda key, side: round(statistics.median(pair[side][key] for pair in pairs), 1)  # noqa: E731
+    ratios = [on_ray["photos_per_s"] / locally["photos_per_s"] for locally, on_ray in pairs]
+    return {"local_photos_per_s": median("photos_per_s", 0), "ray_photos_per_s": median("photos_per_s", 1),
             "ray_vs_local": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios],
-            "ray_start_s": round(ray_start_s, 1), "local_ray_worker_rss_mb": workers.peak_rss_mb()}
+            "local_cpu_ms_per_photo": median("cpu_ms_per_photo", 0), "ray_cpu_ms_per_photo": median("cpu_ms_per_photo", 1),
+            "ray_start_s": round(ray_start_s, 1), "ray_worker_rss_mb_max": processes.peak_worker_rss_mb()}
 
 
 def _spread(cli, nodes: int, images: int) -> dict:
@@ -107,26 +114,24 @@ def _spread(cli, nodes: int, images: int) -> dict:
 
         RayEngine(args)  # joins; the run below then measures the job, not the connection
         _timed(args, images)  # warm-up: every node's workers import the project once
-        with _Workers() as workers:
-            driver_cpu = time.process_time()
-            rate = _timed(args, images)
-            driver_cpu = time.process_time() - driver_cpu
-        per_node = workers.per_node()
+        with _RayProcesses() as processes:
+            run = _timed(args, images, processes)
+        per_node = processes.per_node()
     finally:
         import ray
 
         ray.shutdown()
         cluster.shutdown()
     cpu = sum(node["job_cpu_s"] for node in per_node)
-    return {"nodes": nodes, "nodes_photos_per_s": round(rate, 1), "per_node": per_node,
-            "photos_per_worker_cpu_s": round(images / cpu, 1) if cpu else None,
-            "driver_cpu_s": round(driver_cpu, 1),
-            "worker_rss_mb_max": max((node["rss_mb_max"] for node in per_node), default=None)}
+    return {"nodes": nodes, "nodes_photos_per_s": round(run["photos_per_s"], 1),
+            "nodes_cpu_ms_per_photo": round(run["cpu_ms_per_photo"], 1), "per_node": per_node,
+            "photos_per_worker_cpu_s": round(images / cpu, 1) if cpu else None}
 
 
-class _Workers:
-    """Samples Ray's worker processes (titled "ray::...") twice a second while in use: their CPU
-    time and peak RSS, grouped by node (a worker's parent is its node's raylet)."""
+class _RayProcesses:
+    """Samples this process's descendants (the private Ray or the test cluster: GCS, raylets and
+    their worker processes) twice a second while in use: CPU time and peak RSS. Workers are
+    titled "ray::..." and are children of their node's raylet, which groups them by node."""
 
     def __init__(self):
         self._seen: dict[int, dict] = {}
@@ -148,30 +153,45 @@ class _Workers:
             self._sample()
 
     def _sample(self) -> dict[int, dict]:
+        stats = {}
         for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-                if not title.startswith("ray::"):
-                    continue
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                stats[pid] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
+        mine, children = {os.getpid()}, {}
+        for pid, (parent, _) in stats.items():
+            children.setdefault(parent, []).append(pid)
+        stack = [os.getpid()]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child not in mine:
+                    mine.add(child)
+                    stack.append(child)
+        for pid in mine - {os.getpid()}:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
                 rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
-                info = self._seen.setdefault(pid, {"parent": int(fields[1]), "rss_mb": 0.0, "kinds": set()})
-                info["cpu_s"] = (int(fields[11]) + int(fields[12])) / TICKS
+                info = self._seen.setdefault(pid, {"parent": stats[pid][0], "rss_mb": 0.0, "kinds": set()})
+                info["cpu_s"] = stats[pid][1]
                 info["rss_mb"] = max(info["rss_mb"], rss)
                 info["kinds"].add(_kind(title))
         return self._seen
 
-    def _used(self) -> list[dict]:
-        """Workers that did something while sampled, with the CPU seconds they spent."""
-        return [{**info, "cpu_s": info["cpu_s"] - self._start_cpu.get(pid, 0.0)}
-                for pid, info in self._seen.items() if info["cpu_s"] - self._start_cpu.get(pid, 0.0) > 0.05]
+    def cpu_s(self) -> float:
+        """CPU seconds of every Ray process sampled so far, now."""
+        return sum(info["cpu_s"] for info in self._sample().values())
 
-    def peak_rss_mb(self) -> float | None:
+    def _used(self) -> list[dict]:
+        """Worker processes that did something while sampled, with the CPU seconds they spent."""
+        return [{**info, "cpu_s": info["cpu_s"] - self._start_cpu.get(pid, 0.0)} for pid, info in self._seen.items()
+                if info["kinds"] - {"ray system"} and info["cpu_s"] - self._start_cpu.get(pid, 0.0) > 0.05]
+
+    def peak_worker_rss_mb(self) -> float | None:
         return round(max((info["rss_mb"] for info in self._used()), default=0.0), 1) or None
 
     def per_node(self) -> list[dict]:
         """Per node: CPU seconds of the job's workers (detection tasks, model actors) and of Ray's
-        own helpers, and the job workers' peak RSS."""
+        helper actors, and the job workers' peak RSS."""
         nodes: dict[int, list[dict]] = {}
         for info in self._used():
             nodes.setdefault(info["parent"], []).append(info)
@@ -181,13 +201,15 @@ class _Workers:
             summary.append({"node": i + 1, "job_workers": len(job), "job_cpu_s": round(sum(w["cpu_s"] for w in job), 1),
                             "ray_helpers_cpu_s": round(sum(w["cpu_s"] for w in workers if w not in job), 1),
                             "rss_mb_max": round(max((w["rss_mb"] for w in job), default=0.0), 1),
-                            "kinds": sorted(set().union(*(w["kinds"] for w in job)) - {"idle"})})
+                            "kinds": sorted(set().union(*(w["kinds"] for w in job)) - {"idle", "ray system"})})
         return summary
 
 
 def _kind(title: str) -> str:
-    """What a Ray worker process is doing, from its process title; a worker seen idle that used
-    CPU ran tasks between two samples. Ray Data's helper actors (stats, autoscaling) are the rest."""
+    """What a Ray process is doing, from its process title; a worker seen idle that used CPU ran
+    tasks between two samples. Ray Data's helper actors (stats, autoscaling) are the rest."""
+    if not title.startswith("ray::"):
+        return "ray system"  # GCS, raylet, log monitor...
     for word, kind in (("_detect", "detection"), ("_Reader", "model"), ("_scan", "listing"), ("IDLE", "idle")):
         if word in title:
             return kind
@@ -198,14 +220,16 @@ def _print_table(result: dict) -> None:
     rows = [("local engine", f"{result['local_photos_per_s']} photos/s", ""),
             ("ray engine, local Ray (2 CPUs)", f"{result['ray_photos_per_s']} photos/s",
              f"{result['ray_vs_local']:.0%} of local (median of {len(result['ratios'])} paired runs)"),
+            ("CPU per photo: local / ray (all Ray processes)",
+             f"{result['local_cpu_ms_per_photo']} / {result['ray_cpu_ms_per_photo']} ms", ""),
             ("ray start (once per CLI run without --address)", f"{result['ray_start_s']} s", ""),
-            ("peak RSS of a Ray worker", f"{result['local_ray_worker_rss_mb']} MB", ""),
+            ("peak RSS of a Ray worker", f"{result['ray_worker_rss_mb_max']} MB", ""),
             (f"ray engine, {result['nodes']} nodes x 1 CPU (--address)", f"{result['nodes_photos_per_s']} photos/s",
-             f"{result['photos_per_worker_cpu_s']} photos per worker CPU-second")]
+             f"{result['nodes_cpu_ms_per_photo']} CPU ms/photo; {result['photos_per_worker_cpu_s']} photos "
+             "per worker CPU-second")]
     rows += [(f"  node {n['node']}", f"{n['job_cpu_s']} CPU s in {n['job_workers']} job workers",
               f"{', '.join(n['kinds'])}; peak RSS {n['rss_mb_max']} MB; Ray helpers {n['ray_helpers_cpu_s']} CPU s")
              for n in result["per_node"]]
-    rows.append(("  the CLI process (Ray Data's executor, CSV)", f"{result['driver_cpu_s']} CPU s", ""))
     width = max(len(r[0]) for r in rows)
     print(f"{result['images']} photos ({result['photo']}), model {result['model']}, {result['cpus']} CPUs, "
           f"load average {result['load_average_1min']}")

@@ -190,7 +190,7 @@ def _row(name: str, status: str, **values) -> dict:
 def read_results(path: Path) -> pd.DataFrame:
     """The results `run` wrote (a CSV, or a folder of Parquet parts), with the original file
     names and the column types of `frame`."""
-    if path.suffix == ".parquet":
+    if _is_parts(path):
         from .parts import read_parts
 
         return frame(read_parts(path).to_dict("records"))
@@ -242,6 +242,8 @@ def cli_main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Exit code 0 when at least one image could be analysed, 1 when none could, 2 for bad
     arguments (missing folder or model, unwritable output)."""
+    if args.address and args.engine != "ray":
+        return _fail("--address is for --engine ray")
     if args.engine == "local" and not Path(args.folder).is_dir():
         return _fail(f"not a folder: {args.folder}")
     try:
@@ -312,15 +314,22 @@ class _CsvWriter:
 
 @contextmanager
 def _open_output(path: Path, append: bool) -> Iterator[_CsvWriter]:
-    if path.suffix == ".parquet":
+    if _is_parts(path):
         from .parts import PartsWriter
 
         writer = PartsWriter(path, append)
-        yield writer
-        writer.flush()
+        try:
+            yield writer
+        finally:  # also on Ctrl-C: what was collected is whole images
+            writer.flush()
         return
     with path.open("a" if append else "w", newline="", encoding="utf-8") as handle:
         yield _CsvWriter(handle, header=not append)
+
+
+def _is_parts(out: Path) -> bool:
+    """`--out NAME.parquet` is a folder of Parquet parts (`core.parts`), anything else a CSV."""
+    return out.suffix == ".parquet"
 
 
 def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
@@ -328,7 +337,7 @@ def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
     half-written last line is dropped, and so are the rows of the last file (a kill may have
     cut between the rows of its faces), which is analysed again. Parquet parts are written
     whole, so all of theirs are kept."""
-    if out.suffix == ".parquet":
+    if _is_parts(out):
         return read_results(out)
     if not out.is_file() or out.stat().st_size == 0:
         return frame([])

@@ -24,10 +24,6 @@ SCHEMA = pa.schema([("file", pa.string()), ("status", pa.string()), ("face", pa.
                     ("error", pa.string())])
 
 
-def is_parts(path: Path) -> bool:
-    return path.suffix == SUFFIX
-
-
 def _parts(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"part-*{SUFFIX}"))
 
