@@ -73,7 +73,7 @@ class RayEngine:
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
             rows = found.map_batches(_Reader, fn_constructor_args=(self._args,), batch_size=BATCH_FACES,
                                      batch_format="numpy",
-                                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=_cluster_cpus()),
+                                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=_model_actors()),
                                      num_cpus=MODEL_CPUS, max_restarts=self._restarts)
         done = 0
         for block in rows.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -117,9 +117,10 @@ def _init(address: str | None) -> None:
                  include_dashboard=False, **quiet)
 
 
-def _cluster_cpus() -> int:
-    """The most model actors worth having: one per CPU of the cluster."""
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+def _model_actors() -> int:
+    """The most model actors worth having: the model being about a fifth of the work, one actor
+    per four CPUs of the cluster keeps up; each more would only cost a start and its memory."""
+    return max(1, round(ray.cluster_resources().get("CPU", 1) * MODEL_CPUS))
 
 
 def _analyzer(args: argparse.Namespace) -> FaceAnalyzer:
