@@ -34,7 +34,7 @@ from .batch import BATCH_FACES, Progress, _Found, _find, _read, _row, build_anal
 from .images import MAX_FILE_BYTES, is_image_file
 from .parts import SCHEMA
 
-IMAGES_PER_TASK = 16  # images a detection task decodes: small, so the work spreads evenly
+IMAGES_PER_TASK = 32  # images a detection task decodes: few, so the work spreads evenly
 # Logical CPUs per model actor and per detection task. The model is about a fifth of the work
 # per photo, so an actor is mostly idle: its share lets two detection tasks run beside it on a
 # 2-core node (1 actor + 2 tasks = 0.25 + 2 x 0.75), keeping both cores busy.
