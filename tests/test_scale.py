@@ -97,6 +97,7 @@ def test_parquet_parts_hold_the_same_rows_and_resume(local, tiny_model_dir, fold
     import core.parts
     import core.scale
 
+    monkeypatch.setattr(core.scale, "IMAGES_PER_TASK", 4)
     monkeypatch.setattr(core.scale, "BATCH_FACES", 4)
     monkeypatch.setattr(core.parts, "PART_ROWS", 10)
     out = tmp_path / "results.parquet"
