@@ -2,7 +2,7 @@
 # One entry point for a fresh machine with only Python 3.11:
 #   ./run.sh dashboard   create .venv if needed, install requirements, start the Streamlit app
 #                        (on localhost; `--server.address 0.0.0.0` serves others: README, "Serving to others")
-#   ./run.sh test        same setup, then run the test suite (extra arguments go to pytest)
+#   ./run.sh test        same setup plus requirements-scale.txt (Ray), then the test suite (arguments go to pytest)
 #   ./run.sh setup       only create/update .venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,12 +14,16 @@ setup() {
     echo "creating virtual environment in $VENV"
     "$PYTHON" -m venv "$VENV"
   fi
-  # Reinstall only when requirements.txt changed since the last successful install.
-  if ! cmp -s requirements.txt "$VENV/.installed-requirements"; then
-    echo "installing requirements (first time takes a few minutes)"
+  install requirements.txt
+}
+
+# Reinstall a requirements file only when it changed since its last successful install.
+install() {
+  if ! cmp -s "$1" "$VENV/.installed-$1"; then
+    echo "installing $1 (first time takes a few minutes)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -r requirements.txt
-    cp requirements.txt "$VENV/.installed-requirements"
+    "$VENV/bin/python" -m pip install --quiet -r "$1"
+    cp "$1" "$VENV/.installed-$1"
   fi
 }
 
@@ -28,6 +32,6 @@ command=${1:-help}
 case "$command" in
   setup) setup ;;
   dashboard) setup; exec "$VENV/bin/python" -m streamlit run dashboard/app.py "$@" ;;
-  test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) setup; install requirements-scale.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
   *) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

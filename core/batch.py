@@ -6,6 +6,8 @@ the aligned faces of many photos into one model call (`core.analysis.FaceAnalyze
 one row per face, plus one row per image with no face or an error, so every image file is
 accounted for. The CLI writes those rows to the CSV as they come (flushed per model batch), so a
 crash or a kill loses at most one batch, and `--resume` continues where a run stopped.
+`--engine ray` runs the same per-image steps (`_find`, `_read`) on a Ray cluster instead
+(`core.scale`, imported only then, so Ray stays an optional dependency).
 """
 from __future__ import annotations
 
@@ -197,7 +199,12 @@ def _row(name: str, status: str = "ok", **values) -> dict:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """A results CSV written by `run`, with the original file names and the column types of `frame`."""
+    """The results `run` wrote (a CSV, or a folder of Parquet parts), with the original file
+    names and the column types of `frame`."""
+    if _is_parts(path):
+        from .parts import read_parts
+
+        return frame(read_parts(path).to_dict("records"))
     return frame(read_safe_csv(path).to_dict("records"))
 
 
@@ -213,8 +220,10 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `batch` command's arguments."""
-    parser.add_argument("folder", metavar="DIR", type=Path, help="folder of photos")
-    parser.add_argument("--out", required=True, type=Path, help="CSV file to write (one row per face)")
+    parser.add_argument("folder", metavar="DIR",
+                        help="folder of photos (with --engine ray also a URI Ray can read, e.g. s3://bucket/photos)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="CSV file to write (one row per face), or NAME.parquet: a folder of Parquet parts, for big runs")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
                         help="model folder (default: %(default)s)")
     parser.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
@@ -228,6 +237,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and analyse only the files it lacks")
     add_config_options(parser, AnswerSettings())
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: threads on this machine (default); ray: a Ray cluster (pip install -r "
+                             "requirements-scale.txt), for archives larger than one machine analyses in time")
+    parser.add_argument("--address", help="with --engine ray: the cluster to join (auto, or ray://HOST:10001); "
+                                          "default: start a Ray on this machine for the run")
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -241,14 +255,15 @@ def cli_main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Exit code 0 when at least one image could be analysed, 1 when none could, 2 for bad
     arguments (missing folder or model, unwritable output)."""
-    if not args.folder.is_dir():
+    if args.address and args.engine != "ray":
+        return _fail("--address is for --engine ray")
+    if args.engine == "local" and not Path(args.folder).is_dir():
         return _fail(f"not a folder: {args.folder}")
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         done = _rows_kept_for_resume(args.out) if args.resume else frame([])
-        analyzer = FaceAnalyzer(Predictor(args.model), None if args.aligned else _detector(args),
-                                config_from_args(args, AnswerSettings))
-        files, problems, notes = scan_folder(args.folder, args.recursive)
+        engine = _engine(args)
+        files, problems, notes = engine.scan(args.folder, args.recursive)
     except (OSError, ModelError, ValueError) as exc:
         return _fail(str(exc))
     finished = set(done["file"])
@@ -259,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         with _open_output(args.out, append=not done.empty) as writer, \
                 tqdm(total=len(todo), unit="img", desc="analysing", dynamic_ncols=True, disable=None) as bar:
             writer.write(problems)
-            for rows in iter_rows(todo, analyzer, lambda n, _total: bar.update(n - bar.n)):
+            for rows in engine.rows(todo, lambda n, _total: bar.update(n - bar.n)):
                 writer.write(rows)
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
@@ -272,6 +287,33 @@ def run(args: argparse.Namespace) -> int:
 def _detector(args: argparse.Namespace):
     options = {"full_range": args.full_range} if args.detector == "blazeface" else {}
     return build_detector(args.detector, **options)
+
+
+def build_analyzer(args: argparse.Namespace, threads: int | None = None) -> FaceAnalyzer:
+    """The detector and model the `batch` options ask for: the one place both engines build them
+    (the local engine once, the Ray engine once per worker process)."""
+    detector = None if args.aligned else _detector(args)
+    return FaceAnalyzer(Predictor(args.model, threads=threads), detector, config_from_args(args, AnswerSettings))
+
+
+class _LocalEngine:
+    """Threads on this machine: list with `scan_folder`, analyse with `iter_rows`."""
+
+    def __init__(self, args: argparse.Namespace):
+        self._analyzer = build_analyzer(args)
+
+    scan = staticmethod(scan_folder)
+
+    def rows(self, items: Sequence[tuple[str, Photo]], progress: Progress) -> Iterator[list[dict]]:
+        return iter_rows(items, self._analyzer, progress)
+
+
+def _engine(args: argparse.Namespace):
+    if args.engine == "ray":
+        from .scale import RayEngine  # Ray is imported only when asked for
+
+        return RayEngine(args)
+    return _LocalEngine(args)
 
 
 class _CsvWriter:
@@ -290,14 +332,31 @@ class _CsvWriter:
 
 @contextmanager
 def _open_output(path: Path, append: bool) -> Iterator[_CsvWriter]:
+    if _is_parts(path):
+        from .parts import PartsWriter
+
+        writer = PartsWriter(path, append)
+        try:
+            yield writer
+        finally:  # also on Ctrl-C: what was collected is whole images
+            writer.flush()
+        return
     with path.open("a" if append else "w", newline="", encoding="utf-8") as handle:
         yield _CsvWriter(handle, header=not append)
+
+
+def _is_parts(out: Path) -> bool:
+    """`--out NAME.parquet` is a folder of Parquet parts (`core.parts`), anything else a CSV."""
+    return out.suffix == ".parquet"
 
 
 def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
     """The rows of an interrupted run worth keeping, rewritten so the CSV holds only them: a
     half-written last line is dropped, and so are the rows of the last file (a kill may have
-    cut between the rows of its faces), which is analysed again."""
+    cut between the rows of its faces), which is analysed again. Parquet parts are written
+    whole, so all of theirs are kept."""
+    if _is_parts(out):
+        return read_results(out)
     if not out.is_file() or out.stat().st_size == 0:
         return frame([])
     text = out.read_text(encoding="utf-8", errors="replace")

@@ -16,7 +16,7 @@ SOURCES = ("pyproject.toml", "README.md", "core", "dashboard")
 
 def _pins(lines: list[str]) -> dict[str, str]:
     """name -> version of `name==version` or `name>=version` requirement lines."""
-    found = (re.match(r"([A-Za-z0-9_.-]+)\s*[=>]=\s*([^\s;#]+)", line.strip()) for line in lines)
+    found = (re.match(r"([A-Za-z0-9_.-]+(?:\[[a-z,]+\])?)\s*[=>]=\s*([^\s;#]+)", line.strip()) for line in lines)
     return {m[1].lower(): m[2] for m in found if m}
 
 
@@ -26,6 +26,8 @@ def test_dependencies_start_at_the_pins_of_requirements_txt():
     runtime, tests = text.split("# Tests")  # requirements.txt: runtime and dashboard first, then the tests
     assert _pins(project["dependencies"]) == _pins(runtime.splitlines())
     assert _pins(project["optional-dependencies"]["test"]) == _pins(tests.splitlines())
+    scale = (PROJECT_ROOT / "requirements-scale.txt").read_text().splitlines()
+    assert _pins(project["optional-dependencies"]["scale"]) == _pins(scale) != {}
 
 
 def _copy_sources(folder: Path) -> None:
