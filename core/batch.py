@@ -209,12 +209,16 @@ def read_results(path: Path) -> pd.DataFrame:
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows as a frame with all COLUMNS; integer columns stay integers despite empty cells."""
+    """Rows as a frame with all COLUMNS, each of one type whatever its cells: integer columns stay
+    integers despite empty cells, and a text column with no text is still text."""
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in INTEGER_COLUMNS:
         table[column] = table[column].astype("Int64")
     for column in FLOAT_COLUMNS:
         table[column] = table[column].astype("float64")
+    for column in set(COLUMNS) - set(INTEGER_COLUMNS) - set(FLOAT_COLUMNS):
+        # text, missing where empty (as a CSV reads back), never a column of float NaN
+        table[column] = table[column].replace("", np.nan).astype("str")
     return table
 
 

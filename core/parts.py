@@ -15,13 +15,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .batch import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS
+
 SUFFIX = ".parquet"
 PART_ROWS = 50_000
 PART_SECONDS = 60.0
-SCHEMA = pa.schema([("file", pa.string()), ("status", pa.string()), ("face", pa.int64()), ("x", pa.int64()),
-                    ("y", pa.int64()), ("w", pa.int64()), ("h", pa.int64()), ("det_score", pa.float64()),
-                    ("age", pa.float64()), ("gender", pa.string()), ("p_female", pa.float64()),
-                    ("error", pa.string())])
+# The batch columns with the types `core.batch.frame` gives them (imported here, not there:
+# core.batch loads this module only when Parquet output is asked for).
+SCHEMA = pa.schema([(column, pa.int64() if column in INTEGER_COLUMNS else pa.float64() if column in FLOAT_COLUMNS
+                     else pa.string()) for column in COLUMNS])
 
 
 def _parts(folder: Path) -> list[Path]:
