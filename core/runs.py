@@ -72,3 +72,14 @@ def stamp(path: str | Path) -> int:
         return Path(path).stat().st_mtime_ns
     except OSError:
         return 0
+
+
+def unscored_reason(folder: str | Path) -> str:
+    """Why a run folder that is not training has no test results, in words for its owner: it
+    never saved a model, or it ended (stopped, killed, crashed) before scoring the one it saved."""
+    folder = model_folder(folder)
+    if not (folder / MODEL_FILE).is_file() and not (folder / LITERT_FILE).is_file():
+        return ("training there ended before its first epoch finished, so it saved no model: "
+                "resume it (Training page or `train --resume`) or start it again")
+    return ("training there ended (stopped or killed) before scoring its best model on the test split: "
+            "run a fresh evaluation, or resume the run to finish it")

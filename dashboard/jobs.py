@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.config import PROJECT_ROOT, Config
@@ -36,6 +36,7 @@ class TrainSettings:
     config: Config = field(default_factory=lambda: Config(epochs=DASHBOARD_EPOCHS))
     fmt: str | None = None
     limit: int | None = None
+    resume: bool = False  # continue the run in `out` (its saved Config and split win, see core.training)
 
     def command(self, out: Path) -> list[str]:
         args = [sys.executable, "-m", "core", "train", "--data", self.data, "--out", str(out)]
@@ -43,6 +44,7 @@ class TrainSettings:
             flag, value = option.name.replace("_", "-"), getattr(self.config, option.name)
             args += [f"--{flag}" if value else f"--no-{flag}"] if option.type == "bool" else [f"--{flag}", str(value)]
         args += ["--format", self.fmt] if self.fmt else []
+        args += ["--resume"] if self.resume else []
         return args + (["--limit", str(self.limit)] if self.limit else [])
 
 
@@ -92,6 +94,9 @@ class TrainingJob:
             self.process.send_signal(signal.SIGINT)
 
 
+RESUMABLE = ("stopped", "failed")  # ended runs that --resume can continue
+
+
 class ServerBusy(RuntimeError):
     """As many runs are training as the server allows; the message says so."""
 
@@ -119,12 +124,27 @@ class Registry:
     def start(self, name: str, run_dir: Path, settings: TrainSettings, owner: str) -> TrainingJob:
         """`start` a run for `owner`, unless the cap is reached (ServerBusy) or it fails (OSError)."""
         with self._lock:
-            active, cap = sum(job.active for job in self._jobs.values()), max_trainings()
-            if active >= cap:
-                raise ServerBusy(f"{active} run(s) already training on this server, the most it allows at once "
-                                 f"(set by {MAX_TRAININGS_ENV}): start yours when one ends")
+            self._refuse_when_full("start yours")
             job = self._jobs[name] = start(run_dir, settings, owner)
             return job
+
+    def resume(self, name: str, owner: str) -> TrainingJob:
+        """Continue `owner`'s stopped or failed run `name` from its last saved epoch (ServerBusy
+        when the cap is reached); the run keeps its folder, log and panel."""
+        with self._lock:
+            job = self._jobs[name]
+            if job.owner != owner or job.status not in RESUMABLE:
+                raise ValueError(f"{name} is not a stopped run of this session")
+            self._refuse_when_full("resume")
+            job = self._jobs[name] = start(job.run_dir, replace(job.settings, resume=True), owner)
+            return job
+
+    def _refuse_when_full(self, then: str) -> None:
+        """ServerBusy when the cap of concurrent trainings is reached (call with the lock held)."""
+        active = sum(job.active for job in self._jobs.values())
+        if active >= max_trainings():
+            raise ServerBusy(f"{active} run(s) already training on this server, the most it allows at once "
+                             f"(set by {MAX_TRAININGS_ENV}): {then} when one ends")
 
     def dismiss(self, name: str, owner: str) -> None:
         """Forget an ended run of `owner` (its folder stays, among the runs to compare)."""
@@ -135,9 +155,10 @@ class Registry:
 
 
 def start(run_dir: Path, settings: TrainSettings, owner: str) -> TrainingJob:
-    """Launch training into the new folder `run_dir` for the session `owner`; returns at once."""
-    run_dir.mkdir(parents=True, exist_ok=False)
-    with (run_dir / LOG_FILE).open("w") as log:
+    """Launch training into the new folder `run_dir` (or, resuming, the run's own) for the
+    session `owner`; returns at once."""
+    run_dir.mkdir(parents=True, exist_ok=settings.resume)
+    with (run_dir / LOG_FILE).open("a" if settings.resume else "w") as log:
         process = subprocess.Popen(
             settings.command(run_dir), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,

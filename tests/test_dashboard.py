@@ -316,6 +316,18 @@ def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, ut
     assert job.status == "stopped", job.log_lines()[-5:]
     assert any(m.value.startswith(f"**{run}**: stopped") for m in app.markdown)
     assert (Path(run) / "metrics.json").is_file()  # a stopped run still scores its best model
+    epochs = job.epochs_done()
+    app.button(key=f"resume_{run}").click()  # continues the same folder from its last epoch
+    ok(app.run())
+    resumed = state.training_jobs().snapshot()[run]
+    assert resumed is not job and resumed.active and "--resume" in resumed.process.args
+    while resumed.epochs_done() <= epochs:
+        assert resumed.active, resumed.log_lines()[-5:]
+        assert time.monotonic() - started < 400, "no epoch after resuming"
+        time.sleep(1)
+    resumed.stop()
+    _wait_for(resumed, 120)
+    assert resumed.status == "stopped" and len(pd.read_csv(Path(run) / "history.csv")) == resumed.epochs_done()
 
 
 def test_a_dataset_outside_the_shared_roots_starts_no_training(app, tmp_path):
@@ -453,6 +465,28 @@ def test_evaluation_shows_the_saved_metrics(app, run_dir):
     app.radio(key="eval_grouping").set_value("gender")
     ok(app.run())
     assert list(figures(app)["Age MAE by gender"]["data"][0]["x"]) == ["male", "female"]
+
+
+def test_evaluation_says_why_a_run_has_no_results(app, run_dir, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    never = runs / "stopped-early"  # history but no model: stopped before the first epoch ended
+    never.mkdir(parents=True)
+    shutil.copy(run_dir / "history.csv", never / "history.csv")
+    unscored = runs / "killed"  # a model, but killed before the test scoring
+    shutil.copytree(run_dir, unscored, ignore=shutil.ignore_patterns("metrics.json", "predictions.csv"))
+    for folder, words in ((never, "before its first epoch finished, so it saved no model"),
+                          (unscored, "before scoring its best model")):
+        app.session_state["model_choice"] = next(n for n in _run_choices(app) if n.endswith(folder.name))
+        open_page(app, "evaluation")
+        assert any(words in i.value for i in app.info), [i.value for i in app.info]
+        assert not any("when it ends" in i.value for i in app.info)
+
+
+def _run_choices(app) -> list[str]:
+    ok(app.run())
+    return app.selectbox(key="model_choice").options
 
 
 def test_evaluation_shows_the_worst_age_errors_and_the_gender_mistakes_apart(app, run_dir):

@@ -8,7 +8,7 @@ import streamlit as st
 from core.config import AnswerSettings
 from core.datasets import read_split, select_split
 from core.evaluation import evaluate
-from core.runs import LITERT_FILE, METRICS_FILE, PREDICTIONS_FILE
+from core.runs import LITERT_FILE, METRICS_FILE, PREDICTIONS_FILE, unscored_reason
 from dashboard import charts, components, state, tables
 
 SAVED, FRESH = "Saved test results of the model", "Fresh evaluation on the dataset"
@@ -21,8 +21,11 @@ def saved_results() -> tuple[dict, pd.DataFrame] | None:
     metrics = state.read_artifact(model_dir, METRICS_FILE)
     predictions = state.read_artifact(model_dir, PREDICTIONS_FILE)
     if metrics is None or predictions is None:
-        st.info(f"`{state.display_name(model_dir)}` has no {METRICS_FILE} and {PREDICTIONS_FILE} yet (training writes "
-                "them when it ends). Run a fresh evaluation instead, or pick another run in the sidebar.")
+        training = any(job.active and job.run_dir.resolve() == model_dir.resolve()
+                       for job in state.training_jobs().snapshot().values())
+        why = ("it is still training: they are written when it ends" if training else unscored_reason(model_dir))
+        st.info(f"`{state.display_name(model_dir)}` has no {METRICS_FILE} and {PREDICTIONS_FILE}: {why}. "
+                "Or pick another run in the sidebar.")
         return None
     st.caption(f"Data shown: the {metrics.get('split', 'test')} split of run `{state.display_name(model_dir)}`, "
                f"{metrics['n']:,} faces never seen in training ({METRICS_FILE}, {PREDICTIONS_FILE}).")

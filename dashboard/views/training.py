@@ -50,6 +50,9 @@ def job_panel(name: str, job: jobs.TrainingJob) -> None:
             action.button("Dismiss", key=f"dismiss_{name}", on_click=state.training_jobs().dismiss,
                           args=(name, state.session_id()),
                           help="Hides this panel; the run stays among the runs to compare.")
+            if status in jobs.RESUMABLE:
+                action.button("Resume", key=f"resume_{name}", on_click=resume, args=(name,),
+                              help="Continues from the last saved epoch with the run's own settings and split.")
         if status == "stopping":
             st.status(STOPPING, state="running")
         finished = status == "finished"
@@ -93,6 +96,18 @@ def monitor(polling: bool) -> None:
     for name, job in reversed(mine.items()):
         job_panel(name, job)
     curves_section(mine)
+
+
+def resume(name: str) -> None:
+    """Resume button callback: continue the run, or say why not."""
+    try:
+        state.training_jobs().resume(name, state.session_id())
+        st.session_state["train_feedback"] = None
+    except jobs.ServerBusy as exc:
+        st.session_state["train_feedback"] = f"Not resumed: {exc}."
+    except OSError as exc:
+        logger.exception("cannot resume %s", name)
+        st.session_state["train_feedback"] = f"Cannot resume {name}: {exc.strerror or 'see the server log'}."
 
 
 class RunRefused(ValueError):
