@@ -28,6 +28,24 @@ def alignment_error(face: Face, crop_to_photo: np.ndarray) -> float:
     return float(np.abs(PROBES @ round_trip.T - PROBES[:, :2]).max())
 
 
+def pasted_faces_found(folder: Path, detector, side: float, angle: float, shift: tuple[int, int]) -> list[tuple[Face, float]]:
+    """Six clear UTKFace faces, each pasted alone into a 640x480 scene near its centre (moved by
+    up to `shift`), found by `detector`: (the face found, its `alignment_error`) per photo.
+    Asserts that exactly one face is found and that it lies where the face was pasted."""
+    found = []
+    for i, (path, _, _) in enumerate(clear_faces(folder, 6, detector, seed=int(side))):
+        photo = background(640, 480, seed=i)
+        centre = (320 + shift[0] * (i % 3 - 1), 240 + shift[1] * (i % 2))
+        to_photo = paste(photo, load_image(path), centre, side, angle)
+        faces = detector.detect(photo)
+        assert len(faces) == 1
+        face = faces[0]
+        assert face.x < centre[0] < face.x + face.w and face.y < centre[1] < face.y + face.h
+        assert face.left_eye[0] < face.right_eye[0]
+        found.append((face, alignment_error(face, to_photo)))
+    return found
+
+
 def utk_crops(folder: Path, count: int, gender: int | None = None, min_age: int = 18,
               max_age: int = 70, seed: int = 0) -> list[tuple[Path, int, int]]:
     """(path, age, gender) of `count` adult crops picked at random but reproducibly."""

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from _faces_fixtures import alignment_error, background, clear_faces, face_free, paste, pasted_and_aligned, utk_crops
+from _faces_fixtures import background, clear_faces, face_free, paste, pasted_and_aligned, pasted_faces_found, utk_crops
 from core.faces import (DETECTORS, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, Face, FaceDetector, align_face,
                         alignment_matrix, build_detector, fit_within)
 from core.images import load_image
@@ -38,17 +38,7 @@ def test_template_is_where_the_detector_puts_eyes_on_utkface_crops(utkface_dir, 
 
 @pytest.mark.parametrize("side, angle", [(110, 0), (150, -15), (220, 8), (300, 20), (400, -5)])
 def test_a_pasted_face_is_found_and_aligned_like_the_crop(utkface_dir, detector, side, angle):
-    errors = []
-    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 6, detector, seed=side)):
-        photo = background(640, 480, seed=i)
-        centre = (320 + 40 * (i % 3 - 1), 240 + 20 * (i % 2))
-        to_photo = paste(photo, load_image(path), centre, side, angle)
-        faces = detector.detect(photo)
-        assert len(faces) == 1
-        face = faces[0]
-        assert face.x < centre[0] < face.x + face.w and face.y < centre[1] < face.y + face.h
-        assert face.left_eye[0] < face.right_eye[0]
-        errors.append(alignment_error(face, to_photo))
+    errors = [error for _, error in pasted_faces_found(utkface_dir, detector, side, angle, shift=(40, 20))]
     # Measured: median 4-12 px, worst 46 px (110 px faces); the floor, BlazeFace's eye noise on
     # the original crops themselves, is 9 px (p90 18 px), inside training augmentation (+-14 px).
     # A wrong face or swapped eyes would be off by 100+ px.
