@@ -76,11 +76,13 @@ def gallery(images: list, captions: list[str], columns: int = 6) -> None:
 
 def answer_settings(key: str, threshold: bool = True, stacked: bool = False) -> AnswerSettings:
     """Widgets for `AnswerSettings` (labels and ranges from its fields), keyed by page: the
-    interval's coverage, abstaining on poor faces and, when offered, an age check; side by side,
-    or `stacked` in the current container (a narrow sidebar)."""
+    interval's coverage beside the switches for abstaining on poor faces and, when offered, an age
+    check; or all `stacked` in the current container (a narrow sidebar)."""
     options = {option.name: option.metadata for option in user_options(AnswerSettings)}
     defaults = AnswerSettings()
-    left, middle, right = [st] * 3 if stacked else st.columns(3)
+    # Two columns, the switches one above the other: three side by side cut their labels at 800 px.
+    left, middle = [st] * 2 if stacked else st.columns(2)
+    right = middle
     interval = left.slider("Age interval coverage", options["interval"]["low"], options["interval"]["high"],
                            defaults.interval, 0.05, format="%.2f", key=f"{key}_interval", help=options["interval"]["help"])
     abstain = middle.checkbox("Mark poor-quality faces uncertain", defaults.min_quality == "good",

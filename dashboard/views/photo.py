@@ -57,4 +57,4 @@ with right:
                    "validation faces.")
     crops = [image[max(0, round(f.y / scale)):round((f.y + f.h) / scale), max(0, round(f.x / scale)):round((f.x + f.w) / scale)]
              for f in faces]
-    components.gallery(crops, [f.label() for f in faces], columns=4)
+    components.gallery(crops, [f.label() for f in faces], columns=2)
