@@ -137,7 +137,7 @@ def curves(long: pd.DataFrame, title: str, y_title: str) -> go.Figure:
     fig = px.line(long, x="epoch", y="value", color="run", line_dash="split", markers=True,
                   color_discrete_sequence=RUN_COLORS, line_dash_map={"train": "solid", "validation": "dash"},
                   category_orders=CATEGORY_ORDERS, labels={"value": y_title})
-    fig.update_xaxes(dtick=max(1, int(long["epoch"].max() // 10)) if len(long) else 1)
+    fig.update_xaxes(nticks=6, tickformat="d")  # whole epochs, few enough labels for a narrow column
     return _finish(fig, title)
 
 

@@ -250,6 +250,9 @@ def test_curves_give_each_run_a_colour_of_its_own():
     colour = {(t.legendgroup.split(", ")[0], t.line.dash): t.line.color for t in fig.data}
     assert [colour[(run, "solid")] for run in runs] == charts.RUN_COLORS[:3]  # a qualitative palette
     assert all(colour[(run, "dash")] == colour[(run, "solid")] for run in runs)  # validation: same colour, dashed
+    long = tables.history_long({"long": pd.DataFrame({"epoch": range(1, 41), "loss": 1.0, "val_loss": 1.0})}, "loss")
+    axis = charts.curves(long, "Loss", "loss").layout.xaxis
+    assert axis.nticks <= 6 and axis.dtick is None  # 40 epochs: ten labels overlapped in a 200 px column
 
 
 def test_coverage_chart_shows_each_banding_against_the_promise():
