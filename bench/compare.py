@@ -34,6 +34,9 @@ CANDIDATES = {
     "resnet-48-w24": dict(architecture="resnet", image_size=48, width=24),
     "resnet-64-w16": dict(architecture="resnet", image_size=64, width=16),
     "mobilenetv2-a0.5-64": dict(architecture="mobilenetv2", image_size=64, alpha=0.5),
+    # recipes for real-world faces (issue 13), all at the shipped 48 px / width 24
+    "degrade-48": dict(architecture="resnet", image_size=48, width=24, degrade=0.1),
+    "degrade-realign-48": dict(architecture="resnet", image_size=48, width=24, degrade=0.1, realign=True),
 }
 
 
