@@ -64,27 +64,9 @@ def test_cli_evaluate_json_matches_hand_computed_mae(tmp_path, tiny_model_dir, f
 
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory, utkface_dir):
-    """A labelled folder (folder-csv) of photos: one face, two faces, no face, and a row without
-    a label; the face photos are real UTKFace crops pasted into synthetic scenes."""
-    from PIL import Image
+    from _faces_fixtures import write_photo_folder
 
-    from _faces_fixtures import background, clear_faces, one_face_photo, paste
-    from core.faces import FaceDetector
-    from core.images import load_image
-
-    folder = tmp_path_factory.mktemp("photos")
-    (first, age, gender), (second, *_) = clear_faces(utkface_dir, 2, FaceDetector(), seed=3)
-    Image.fromarray(one_face_photo(load_image(first), side=240)).save(folder / "one.jpg", quality=92)
-    two = background(800, 480, seed=5)
-    paste(two, load_image(first), (220, 240), 260)
-    paste(two, load_image(second), (600, 240), 150)
-    Image.fromarray(two).save(folder / "two.jpg", quality=92)
-    Image.fromarray(background(640, 480, seed=7)).save(folder / "none.jpg", quality=92)
-    Image.fromarray(one_face_photo(load_image(second), seed=2)).save(folder / "unlabelled.jpg", quality=92)
-    gender_word = ("male", "female")[gender]
-    (folder / "labels.csv").write_text(f"file,age,gender\none.jpg,{age},{gender_word}\ntwo.jpg,{age},{gender_word}\n"
-                                       f"none.jpg,30,male\nunlabelled.jpg,,female\n")
-    return folder
+    return write_photo_folder(tmp_path_factory.mktemp("photos"), utkface_dir)
 
 
 def test_photos_are_detected_and_unscorable_ones_listed(photo_folder, tiny_model_dir):
