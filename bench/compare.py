@@ -40,6 +40,7 @@ CANDIDATES = {
     # recipes for real-world faces (issue 13), all at the shipped 48 px / width 24
     "degrade-48": dict(architecture="resnet", image_size=48, width=24, degrade=0.1),
     "degrade-realign-48": dict(architecture="resnet", image_size=48, width=24, degrade=0.1, realign=True),
+    "degrade-light-48": dict(architecture="resnet", image_size=48, width=24, degrade=0.03),
 }
 
 

@@ -8,7 +8,8 @@ size and tilt for every corruption of a face, so only the damage differs) and se
 through `FaceAnalyzer` detect + align + predict, scoring the most confident face. Then the
 face-research-lab portraits (a check, never trained on) through the same pipeline
 (`core.evaluation.evaluate`). One table: detection rate, gender accuracy, age MAE (all ages and
-0-12) per condition; gender and MAE are over the detected faces. Last line: JSON.
+0-12) per condition; gender and MAE are over the detected faces. A reference row scores the same
+faces as aligned crops (no scene, no detector), so the pipeline's own cost is visible. Last line: JSON.
 
     python bench/robustness.py [--model models/default ...] [--limit 300] [--data ../shared/datasets/UTKFace]
 """
@@ -110,7 +111,11 @@ def benchmark(model: str | Path, data: Path, limit: int, photos: Path | None = F
     damaged = [conditions[name] for name in CORRUPTIONS]
     mean = {key: round(float(np.mean([row[key] for row in damaged if row[key] is not None])), 4)
             for key in ("detection_rate", "gender_accuracy", "age_mae", "age_mae_0_12")}
-    result = {"model": str(model), "faces": len(rows), "conditions": conditions, "corrupted_mean": mean}
+    predictor = analyzer.predictor
+    ages, p_female = predictor.predict_arrays(predictor.prepare(list(rows["path"])))
+    aligned = _figures(np.ones(len(rows), bool), ages, p_female, rows)  # the same faces without scene or detector
+    result = {"model": str(model), "faces": len(rows), "aligned": aligned, "conditions": conditions,
+              "corrupted_mean": mean}
     if photos is not None and Path(photos).is_dir():
         result["face_research_lab"] = photo_scores(analyzer, Path(photos))
     return result
@@ -128,6 +133,8 @@ def markdown(results: list[dict]) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for result in results:
         name = Path(result["model"]).name
+        if "aligned" in result:
+            lines.append(f"| {name} | aligned crop, no scene (reference) | {_cells(result['aligned'])} |")
         lines += [f"| {name} | {condition} | {_cells(row)} |" for condition, row in result["conditions"].items()]
         lines.append(f"| {name} | **mean of corruptions** | {_cells(result['corrupted_mean'])} |")
         if "face_research_lab" in result:
