@@ -52,14 +52,22 @@ def _add_train(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="score a model on a labelled dataset of aligned face crops",
-                       description="Gender accuracy, age MAE and their breakdowns on every valid image of a dataset.")
+    p = sub.add_parser("evaluate", help="score a model on a labelled dataset (aligned crops or photos)",
+                       description="Gender accuracy, age MAE and their breakdowns on every valid image of a dataset. "
+                                   "Photos of a labelled folder (folder-csv) are detected and aligned as `batch` "
+                                   "does, scoring each photo's most confident face; UTKFace folders and the pixel "
+                                   "CSV are taken as aligned crops. Images that cannot be scored are listed.")
     p.add_argument("--data", required=True, help="UTKFace folder, 48x48 pixel CSV, or folder with labels.csv")
     p.add_argument("--format", choices=FORMATS, help="dataset format (default: detect)")
     p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (default models/default)")
     p.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
                    help="score only the images of this split of the model's split.csv (default: all images)")
     p.add_argument("--out", help="folder to write metrics.json and predictions.csv into")
+    faces = p.add_mutually_exclusive_group()
+    faces.add_argument("--aligned", dest="detect", action="store_false", default=None,
+                       help="take every image as an aligned face crop (default for UTKFace and the pixel CSV)")
+    faces.add_argument("--detect", dest="detect", action="store_true",
+                       help="find and align the face in every image (default for a folder with labels.csv)")
     p.add_argument("--no-flip", action="store_true", help="without mirror-image averaging (twice as fast)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on the last line")
     p.add_argument("--keras", action="store_true",
@@ -151,17 +159,30 @@ def run_evaluate(args) -> int:
     from tqdm import tqdm
 
     with tqdm(total=len(table), desc="evaluating", unit="img", disable=None) as bar:
-        metrics, predictions = evaluate(predictor, table, progress=lambda done, _total: bar.update(done - bar.n))
+        metrics, predictions = evaluate(predictor, table, detect=args.detect,
+                                        progress=lambda done, _total: bar.update(done - bar.n))
     metrics.update({"model": str(args.model), "data": str(args.data), "split": args.split})
     if args.out:
         write_results(Path(args.out), metrics, predictions)
-    print(f"{metrics['n']} images: gender accuracy {metrics['gender_accuracy']:.4f}, age MAE {metrics['age_mae']:.2f} years")
+    _report_unscored(metrics)
+    print(f"{metrics['faces']}: {metrics['n']} images: gender accuracy {metrics['gender_accuracy']:.4f}, age MAE {metrics['age_mae']:.2f} years")
     for band, row in metrics["by_age_band"].items():
         if row["n"]:
             print(f"  age {band:>5}: n={row['n']:>5}  gender accuracy {row['gender_accuracy']:.4f}  age MAE {row['age_mae']:.2f}")
     if args.json:
         print(json.dumps(metrics))
     return 0
+
+
+def _report_unscored(metrics: dict, shown: int = 10) -> None:
+    """Warn on stderr about every image that was not scored, or scored among several faces."""
+    for key, what, detail in (("skipped", "not scored", "reason"),
+                              ("several_faces", "with several faces (the most confident one scored)", "faces")):
+        rows = metrics[key]
+        if rows:
+            listing = "; ".join(f"{row['file']}: {row[detail]}" for row in rows[:shown])
+            more = f"; and {len(rows) - shown} more (see metrics.json)" if len(rows) > shown else ""
+            print(f"warning: {len(rows)} image(s) {what}: {listing}{more}", file=sys.stderr)
 
 
 def run_predict(args) -> int:

@@ -94,6 +94,11 @@ class Config:
     age_sigma: float = _option(2.5, "std-dev of the age label distribution (years)", low=0.1, high=20.0)
     age_loss_weight: float = 1.0
     augment: bool = _option(True, "augment training images (flips, shifts, colour)")
+    degrade: float = _option(0.0, "chance of each real-photo corruption per training image (blur, JPEG, noise, "
+                                  "low resolution and light, colour cast, grey, occlusion bands, yaw); 0 = off",
+                             low=0.0, high=1.0)
+    realign: bool = _option(False, "re-crop training images with the project's own face detector and aligner "
+                                   "(as photos are cropped in use) instead of the dataset's crops")
     lr_schedule: str = _option("cosine", "learning-rate schedule: warm-up + cosine decay, or reduce on plateau",
                                choices=LR_SCHEDULES)
     early_stopping_patience: int = 8

@@ -101,7 +101,7 @@ def load_utkface(folder: str | Path) -> pd.DataFrame:
             rows.append((path.name, str(path), *parse_labels(*match.group(1, 2, 3))))
         except ValueError as exc:  # e.g. an age over 116
             skipped.append((path.name, str(exc)))
-    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"UTKFace folder {folder}")
+    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"UTKFace folder {folder}", "utkface")
 
 
 def load_pixels_csv(csv_path: str | Path) -> pd.DataFrame:
@@ -133,7 +133,7 @@ def load_pixels_csv(csv_path: str | Path) -> pd.DataFrame:
         else:
             rows.append((name, None, *labels, pixels.reshape(48, 48).astype(np.uint8)))
     table = pd.DataFrame(rows, columns=COLUMNS + ["pixels"])
-    return _finish(table, skipped, f"pixel CSV {csv_path}")
+    return _finish(table, skipped, f"pixel CSV {csv_path}", "pixels-csv")
 
 
 def load_folder_csv(folder: str | Path, labels_csv: str | Path | None = None) -> pd.DataFrame:
@@ -161,7 +161,7 @@ def load_folder_csv(folder: str | Path, labels_csv: str | Path | None = None) ->
             skipped.append((name, "image file not found"))
         else:
             rows.append((name, str(path), *labels))
-    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"labelled folder {folder}")
+    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"labelled folder {folder}", "folder-csv")
 
 
 def detect_format(path: str | Path) -> str:
@@ -275,8 +275,9 @@ def load_images(table: pd.DataFrame, size: int, progress: bool | None = None) ->
     return images, ok
 
 
-def _finish(table: pd.DataFrame, skipped: list[tuple[str, str]], source: str) -> pd.DataFrame:
-    """The loaders' common end: drop repeated files, warn about skipped rows, fix the dtypes."""
+def _finish(table: pd.DataFrame, skipped: list[tuple[str, str]], source: str, fmt: str | None = None) -> pd.DataFrame:
+    """The loaders' common end: drop repeated files, warn about skipped rows, fix the dtypes, and
+    note the format (`attrs["format"]`: evaluation detects faces in folder-csv photos only)."""
     where = table["path"].map(lambda path: os.path.realpath(path) if path else None)
     repeated = table["file"].duplicated() | (where.notna() & where.duplicated())
     skipped = skipped + [(name, "duplicate of an earlier row") for name in table.loc[repeated, "file"]]
@@ -288,6 +289,7 @@ def _finish(table: pd.DataFrame, skipped: list[tuple[str, str]], source: str) ->
     table = table.astype({"age": int, "gender": int, "race": int})
     table.attrs["skipped"] = skipped
     table.attrs["source"] = source
+    table.attrs["format"] = fmt
     return table
 
 

@@ -1,19 +1,24 @@
 """Scoring a model on labelled faces: overall, per age band / gender / race, and per image.
 
 `score(predictions)` is pure pandas so it can be checked by hand; `evaluate(...)` runs a
-`Predictor` over a dataset and writes `metrics.json` and `predictions.csv`.
+`Predictor` over a dataset (aligned crops as they are, photos through the photo pipeline) and
+`write_results` writes `metrics.json` and `predictions.csv`.
 """
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from .analysis import Detector, FaceAnalyzer, detector_for, load_photo
 from .config import AGE_BAND_NAMES, GENDERS, RACES, AnswerSettings, age_band, gender_of
 from .datasets import load_images
+from .images import ImageError
 from .inference import Predictor
 from .reliability import age_check_rates, gender_reliability, interval_coverage
 from .runs import METRICS_FILE, PREDICTIONS_FILE
@@ -81,28 +86,86 @@ def score(predictions: pd.DataFrame) -> dict:
     return metrics
 
 
-def evaluate(predictor: Predictor, table: pd.DataFrame, images: np.ndarray | None = None,
-             progress: Callable[[int, int], None] | None = None, chunk: int = 512) -> tuple[dict, pd.DataFrame]:
-    """Predict every row of a dataset table (aligned crops, no face detection) and score it.
+def needs_detection(table: pd.DataFrame) -> bool:
+    """Whether a dataset's images are photos whose faces must be found and aligned: those of a
+    labelled folder (folder-csv) are; UTKFace's crops and the 48x48 pixel CSV are aligned already."""
+    return table.attrs.get("format") == "folder-csv"
 
-    Images are decoded chunk by chunk unless given, so memory stays bounded on big folders;
-    unreadable images are skipped (and reported by `load_images`).
+
+def evaluate(predictor: Predictor, table: pd.DataFrame, images: np.ndarray | None = None,
+             progress: Callable[[int, int], None] | None = None, chunk: int = 512,
+             detect: bool | None = None, detector: Detector | None = None) -> tuple[dict, pd.DataFrame]:
+    """Predict every row of a dataset table and score it.
+
+    With `detect` (default: `needs_detection(table)` unless decoded `images` are given), each image is a photo that goes through the
+    photo pipeline (`FaceAnalyzer`: detect, align, predict) as `batch` sends it, and its most
+    confident face is scored; otherwise each image is taken as an aligned crop. Nothing is dropped
+    silently: rows the loader skipped (no label, ...), unreadable images and photos without a face
+    are listed in `metrics["skipped"]` (file, reason), photos with several faces in
+    `metrics["several_faces"]` (file, faces). Images are decoded chunk by chunk unless given, so
+    memory stays bounded on big folders.
     """
+    detect = images is None and needs_detection(table) if detect is None else detect
+    if detect and images is not None:
+        raise ValueError("decoded images are aligned crops: detection needs the photos' files")
+    analyzer = FaceAnalyzer(predictor, (detector or detector_for("photos")) if detect else None)  # as batch
+    skipped = [{"file": name, "reason": reason} for name, reason in table.attrs.get("skipped", [])]
+    several: list[dict] = []
     parts = []
+    chunk = min(chunk, 64) if detect else chunk  # photos are slow: report progress more often
     for start in range(0, len(table), chunk):
         rows = table.iloc[start:start + chunk]
-        if images is None:
-            batch, ok = load_images(rows, predictor.image_size, progress=False)
-            rows, batch = rows[ok], batch[ok]
-        else:
+        if images is not None:
             batch = predictor.prepare(images[start:start + chunk])
-        dist, p_female = predictor.predict_distributions(batch)
-        intervals = predictor.age_intervals(dist, AnswerSettings().interval)
-        parts.append(predictions_table(rows, predictor.expected_ages(dist), p_female, intervals))
+        elif detect:
+            rows, batch = _detected(analyzer, rows, skipped, several)
+        else:
+            batch, ok = load_images(rows, predictor.image_size, progress=False)
+            skipped += [{"file": name, "reason": "unreadable image"} for name in rows.loc[~ok, "file"]]
+            rows, batch = rows[ok], batch[ok]
+        if len(rows):
+            dist, p_female = predictor.predict_distributions(batch)
+            intervals = predictor.age_intervals(dist, AnswerSettings().interval)
+            parts.append(predictions_table(rows, predictor.expected_ages(dist), p_female, intervals))
         if progress:
             progress(min(start + chunk, len(table)), len(table))
+    if not parts:
+        raise ValueError(f"no image could be scored: {_reasons(skipped)}")
     predictions = pd.concat(parts, ignore_index=True)
-    return score(predictions), predictions
+    metrics = score(predictions)
+    metrics.update({"faces": "detected and aligned" if detect else "aligned crops",
+                    "skipped": skipped, "several_faces": several})
+    return metrics, predictions
+
+
+def _detected(analyzer: FaceAnalyzer, rows: pd.DataFrame, skipped: list[dict],
+              several: list[dict]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows whose photo has a face, and each one's aligned best face (detection on threads)."""
+    def find(path: str) -> tuple[np.ndarray | None, int, str]:
+        try:
+            image, _ = load_photo(Path(path))
+        except ImageError as exc:
+            return None, 0, str(exc)
+        faces = analyzer.detect(image)
+        return (analyzer.align(image, faces[:1])[0] if faces else None), len(faces), "no face found"
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        found = list(pool.map(find, rows["path"]))
+    keep = np.array([crop is not None for crop, _, _ in found], bool)
+    for name, (crop, count, reason) in zip(rows["file"], found):
+        if crop is None:
+            skipped.append({"file": name, "reason": reason})
+        elif count > 1:
+            several.append({"file": name, "faces": count})
+    crops = [crop for crop, _, _ in found if crop is not None]
+    size = analyzer.predictor.image_size
+    return rows[keep], np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+
+
+def _reasons(skipped: list[dict]) -> str:
+    """"2 x no face found, 1 x age '' is not ..." : why images were skipped, most common first."""
+    counts = pd.Series([row["reason"] for row in skipped], dtype=object).value_counts()
+    return ", ".join(f"{count} x {reason}" for reason, count in counts.items()) or "no images"
 
 
 def write_results(folder: Path, metrics: dict, predictions: pd.DataFrame) -> None:

@@ -29,7 +29,7 @@ from .quiet import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from .augment import augment_batch  # noqa: E402
+from .augment import augment_batch, degrade_images  # noqa: E402
 from .config import Config  # noqa: E402
 from .datasets import DatasetError, label_table, load_dataset, load_images, read_split, split_dataset  # noqa: E402
 from .model import build_model, save_atomically, save_model  # noqa: E402
@@ -97,6 +97,8 @@ def make_pipeline(images: np.ndarray, ages: np.ndarray, genders: np.ndarray, con
         data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     data = data.batch(config.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y),
                                              num_parallel_calls=tf.data.AUTOTUNE)
+    if training and config.degrade > 0:
+        data = data.map(lambda x, y: (degrade_images(x, config.degrade), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training and config.augment:
         data = data.map(lambda x, y: (augment_batch(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
@@ -186,6 +188,8 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
         table["split"] = split_dataset(table, config)
     images, ok = load_images(table, config.image_size)
     table, images = table[ok].reset_index(drop=True), images[ok]
+    if config.realign:
+        images = realigned(table, images, config.image_size)
     if saved is None:
         table[["file", "split"]].to_csv(out / SPLIT_FILE, index=False)
         label_table(table).to_csv(out / LABELS_FILE, index=False)
@@ -235,6 +239,34 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     from .evaluation import evaluate_run
 
     return evaluate_run(out, table[parts["test"]], images[parts["test"]])
+
+
+def realigned(table: pd.DataFrame, images: np.ndarray, size: int) -> np.ndarray:
+    """Every image re-cropped by the project's own detector and aligner (`Config.realign`), i.e.
+    framed as the model sees faces in photos rather than as the dataset's makers cropped them.
+    Images where no face is found (and pixel-CSV rows, which have no file) keep their crop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .analysis import load_photo
+    from .faces import FaceDetector, align_face
+
+    detector, out = FaceDetector(), images.copy()
+
+    def one(i: int) -> bool:
+        path = table["path"].iloc[i]
+        if not path:
+            return False
+        photo, _ = load_photo(Path(path))
+        faces = detector.detect(photo)
+        if faces:
+            out[i] = align_face(photo, faces[0], size)
+        return bool(faces)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = sum(pool.map(one, range(len(table))))
+    print(f"realigned {found} of {len(table)} images with the project's detector; the others keep their crop",
+          flush=True)
+    return out
 
 
 def saved_config(run: Path) -> Config | None:

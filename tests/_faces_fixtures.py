@@ -117,6 +117,25 @@ def pasted_and_aligned(folder: Path, count: int, detector, size: int, seed: int 
     return crops, np.stack(aligned)
 
 
+def write_photo_folder(folder: Path, utkface: Path) -> Path:
+    """A labelled folder (folder-csv) of photos: `one.jpg` with one face, `two.jpg` with two (the
+    larger one more confident), `none.jpg` with none, and `unlabelled.jpg` whose row has no age."""
+    from core.faces import FaceDetector
+
+    (first, age, gender), (second, *_) = clear_faces(utkface, 2, FaceDetector(), seed=3)
+    Image.fromarray(one_face_photo(load_image(first), side=240)).save(folder / "one.jpg", quality=92)
+    two = background(800, 480, seed=5)
+    paste(two, load_image(first), (220, 240), 260)
+    paste(two, load_image(second), (600, 240), 150)
+    Image.fromarray(two).save(folder / "two.jpg", quality=92)
+    Image.fromarray(background(640, 480, seed=7)).save(folder / "none.jpg", quality=92)
+    Image.fromarray(one_face_photo(load_image(second), seed=2)).save(folder / "unlabelled.jpg", quality=92)
+    word = ("male", "female")[gender]
+    (folder / "labels.csv").write_text(f"file,age,gender\none.jpg,{age},{word}\ntwo.jpg,{age},{word}\n"
+                                       f"none.jpg,30,male\nunlabelled.jpg,,female\n")
+    return folder
+
+
 def jpeg_bytes(image: np.ndarray, quality: int = 92, exif_orientation: int | None = None) -> bytes:
     buffer = io.BytesIO()
     img = Image.fromarray(image)

@@ -527,6 +527,24 @@ def test_fresh_evaluation_on_the_test_split(app, run_dir, utkface_dir):
     assert len(app.image) == sum(len(rows) for rows in shown)  # each with its image
 
 
+def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, utkface_dir, tmp_path):
+    from _faces_fixtures import write_photo_folder
+
+    open_page(app, "evaluation", ("folder-csv", write_photo_folder(tmp_path, utkface_dir)))
+    app.radio(key="eval_mode").set_value("Fresh evaluation on the dataset")
+    ok(app.run())
+    app.checkbox(key="eval_test_only").uncheck()  # these photos are in no split of the model
+    ok(app.run())
+    app.number_input(key="eval_limit").set_value(10)
+    ok(app.run())
+    app.button(key="eval_run").click()
+    ok(app.run())
+    assert metric(app, "Faces") == "2"  # one.jpg and two.jpg; none.jpg has no face
+    assert any("detected and aligned" in caption.value for caption in app.caption)
+    expanders = [expander.label for expander in app.expander]
+    assert "2 images not scored" in expanders and "1 photos with several faces (the most confident one scored)" in expanders
+
+
 # -- single photo and batch analysis ------------------------------------------------------------
 
 def group_photo(utkface_dir: Path, faces: int, seed: int = 0) -> bytes:

@@ -60,3 +60,71 @@ def test_cli_evaluate_json_matches_hand_computed_mae(tmp_path, tiny_model_dir, f
     assert len(saved) == 12
     # per face, to 4 decimals: mirror averaging moves this untrained model's outputs by up to ~4e-3
     assert np.abs(saved["p_female"].to_numpy() - [r.p_female for r in results]).max() < 2e-4
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory, utkface_dir):
+    from _faces_fixtures import write_photo_folder
+
+    return write_photo_folder(tmp_path_factory.mktemp("photos"), utkface_dir)
+
+
+def test_photos_are_detected_and_unscorable_ones_listed(photo_folder, tiny_model_dir):
+    import warnings
+
+    from core.datasets import DatasetWarning, load_dataset
+    from core.evaluation import evaluate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        table = load_dataset(photo_folder)
+    metrics, predictions = evaluate(Predictor(tiny_model_dir), table)
+    assert metrics["faces"] == "detected and aligned"
+    assert sorted(predictions["file"]) == ["one.jpg", "two.jpg"] and metrics["n"] == 2
+    reasons = {row["file"]: row["reason"] for row in metrics["skipped"]}
+    assert reasons.keys() == {"none.jpg", "unlabelled.jpg"}
+    assert reasons["none.jpg"] == "no face found" and "age" in reasons["unlabelled.jpg"]
+    assert metrics["several_faces"] == [{"file": "two.jpg", "faces": 2}]
+
+
+def test_photo_pipeline_scores_what_the_analyzer_predicts(photo_folder, tiny_model_dir):
+    """The score of a photo is its first (most confident) face as FaceAnalyzer reads it."""
+    import warnings
+
+    from core.analysis import FaceAnalyzer
+    from core.datasets import DatasetWarning, load_dataset
+    from core.evaluation import evaluate
+    from core.faces import FaceDetector
+
+    predictor = Predictor(tiny_model_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        _, predictions = evaluate(predictor, load_dataset(photo_folder))
+    analyzer = FaceAnalyzer(predictor, FaceDetector())
+    for row in predictions.itertuples():
+        first = analyzer.analyze_photo(photo_folder / row.file)[0]
+        assert row.p_female == pytest.approx(first.p_female, abs=1e-4)
+        assert row.age_pred == pytest.approx(first.age, abs=0.06)  # FaceResult rounds to 0.1 year
+
+
+@pytest.mark.parametrize("flag, n, faces", [([], 2, "detected and aligned"), (["--aligned"], 3, "aligned crops")])
+def test_cli_evaluate_photos_warns_and_keeps_the_json_contract(photo_folder, tiny_model_dir, flag, n, faces):
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "evaluate", "--data", str(photo_folder), "--model", str(tiny_model_dir),
+         "--json", *flag], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=180)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["n"] == n and metrics["faces"] == faces
+    assert {"gender_accuracy", "age_mae"} <= metrics.keys()
+    assert "unlabelled.jpg" in result.stderr and "not scored" in result.stderr
+    assert ("none.jpg: no face found" in result.stderr) == (not flag)
+
+
+def test_cli_detect_flag_sends_utkface_crops_through_the_detector(tmp_path, tiny_model_dir):
+    """Synthetic stripes hold no face: with --detect every image is skipped, and the CLI says so."""
+    write_utkface_folder(tmp_path / "faces", n=3)
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "evaluate", "--data", str(tmp_path / "faces"), "--model", str(tiny_model_dir),
+         "--detect"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=180)
+    assert result.returncode == 1
+    assert "error: no image could be scored: 3 x no face found" in result.stderr.strip().splitlines()[-1]

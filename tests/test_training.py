@@ -167,3 +167,28 @@ def test_mobilenetv2_option_saves_loads_and_predicts_like_the_trained_model(tmp_
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
         build_model(Config(architecture="vgg"))
+
+
+def test_realigned_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_dir, tmp_path):
+    """Config.realign: real crops are re-framed by detector + aligner (as in photos); images
+    without a face (synthetic stripes) keep their crop."""
+    import warnings
+
+    from core.datasets import DatasetWarning, load_dataset, load_images
+    from core.faces import FaceDetector, align_face
+    from core.images import load_image
+    from core.training import realigned
+
+    write_utkface_folder(tmp_path, n=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        real = load_dataset(utkface_dir).sample(n=4, random_state=1)
+    table = pd.concat([real, load_dataset(tmp_path)], ignore_index=True)
+    images, ok = load_images(table, 48, progress=False)
+    assert ok.all()
+    out = realigned(table, images, 48)
+    assert np.array_equal(out[4:], images[4:])
+    detector = FaceDetector()
+    for i in range(4):
+        photo = load_image(table["path"].iloc[i])
+        assert np.array_equal(out[i], align_face(photo, detector.detect(photo)[0], 48))

@@ -55,8 +55,13 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
     if st.button(f"Evaluate {len(table):,} images", type="primary", disabled=table.empty, key="eval_run"):
         predictor = components.predictor_or_stop(model_dir)
         bar = st.progress(0.0, text="evaluating...")
-        metrics, predictions = evaluate(predictor, table, progress=lambda n, total: bar.progress(
-            n / total, text=f"evaluating: {n:,} of {total:,} images"))
+        try:
+            metrics, predictions = evaluate(predictor, table, progress=lambda n, total: bar.progress(
+                n / total, text=f"evaluating: {n:,} of {total:,} images"))
+        except ValueError as exc:  # e.g. no face in any of the photos
+            bar.empty()
+            st.error(f"Cannot evaluate: {exc}")
+            return None
         bar.empty()
         st.session_state["eval_fresh"] = done = (key, metrics, predictions)
     if not done or done[0] != key:
@@ -64,7 +69,13 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
             st.warning("No image of this dataset is in the model's test split.")
         return None
     st.caption(f"Data shown: model `{state.display_name(model_dir)}` evaluated now on {len(table):,} faces of "
-               f"{source.describe()}{' that are in its test split' if test_only else ''}.")
+               f"{source.describe()}{' that are in its test split' if test_only else ''} "
+               f"({done[1]['faces']}).")
+    for key, title in (("skipped", "images not scored"), ("several_faces", "photos with several faces (the most "
+                                                                          "confident one scored)")):
+        if done[1][key]:
+            with st.expander(f"{len(done[1][key])} {title}"):
+                st.dataframe(pd.DataFrame(done[1][key]), hide_index=True)
     return done[1], done[2]
 
 
