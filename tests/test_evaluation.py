@@ -91,16 +91,15 @@ def test_photo_pipeline_scores_what_the_analyzer_predicts(photo_folder, tiny_mod
     """The score of a photo is its first (most confident) face as FaceAnalyzer reads it."""
     import warnings
 
-    from core.analysis import FaceAnalyzer
+    from core.analysis import FaceAnalyzer, detector_for
     from core.datasets import DatasetWarning, load_dataset
     from core.evaluation import evaluate
-    from core.faces import FaceDetector
 
     predictor = Predictor(tiny_model_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)
         _, predictions = evaluate(predictor, load_dataset(photo_folder))
-    analyzer = FaceAnalyzer(predictor, FaceDetector())
+    analyzer = FaceAnalyzer(predictor, detector_for("photos"))  # the detector batch and the CLI use
     for row in predictions.itertuples():
         first = analyzer.analyze_photo(photo_folder / row.file)[0]
         assert row.p_female == pytest.approx(first.p_female, abs=1e-4)
