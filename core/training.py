@@ -247,10 +247,10 @@ def realigned(table: pd.DataFrame, images: np.ndarray, size: int) -> np.ndarray:
     Images where no face is found (and pixel-CSV rows, which have no file) keep their crop."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .analysis import load_photo
-    from .faces import FaceDetector, align_face
+    from .analysis import detector_for, load_photo
+    from .faces import align_face
 
-    detector, out = FaceDetector(), images.copy()
+    detector, out = detector_for("photos"), images.copy()  # the detector photos are read with
 
     def one(i: int) -> bool:
         path = table["path"].iloc[i]

@@ -175,7 +175,8 @@ def test_realigned_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_di
     import warnings
 
     from core.datasets import DatasetWarning, load_dataset, load_images
-    from core.faces import FaceDetector, align_face
+    from core.analysis import detector_for
+    from core.faces import align_face
     from core.images import load_image
     from core.training import realigned
 
@@ -188,7 +189,7 @@ def test_realigned_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_di
     assert ok.all()
     out = realigned(table, images, 48)
     assert np.array_equal(out[4:], images[4:])
-    detector = FaceDetector()
+    detector = detector_for("photos")
     for i in range(4):
         photo = load_image(table["path"].iloc[i])
         assert np.array_equal(out[i], align_face(photo, detector.detect(photo)[0], 48))
