@@ -12,11 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-if "tensorflow" not in sys.modules or "pylibsrtp" in sys.modules:
-    # The live page needs streamlit_webrtc's pylibsrtp imported before TensorFlow (their bundled
-    # OpenSSL builds clash the other way round); without it only that page is unavailable.
+if "tensorflow" not in sys.modules:
+    # The live page's streamlit_webrtc needs its pylibsrtp loaded before TensorFlow (their bundled
+    # OpenSSL builds clash the other way round: a segfault). pylibsrtp alone takes 7 ms, where all
+    # of streamlit_webrtc takes 0.4 s that the first page would wait for; the live page imports the rest.
     try:
-        import streamlit_webrtc  # noqa: F401
+        import pylibsrtp  # noqa: F401
     except ImportError:
         pass
 

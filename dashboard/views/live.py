@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# streamlit_webrtc must be imported before TensorFlow: its SRTP library (pylibsrtp) bundles
-# OpenSSL, and once TensorFlow has loaded its own copy globally, importing pylibsrtp crashes the
-# whole server with a segmentation fault. Refuse politely instead of taking the app down.
-if "streamlit_webrtc" not in sys.modules and "tensorflow" in sys.modules:
+# pylibsrtp (under streamlit_webrtc) must be loaded before TensorFlow: it bundles OpenSSL, and once
+# TensorFlow has loaded its own copy globally, importing pylibsrtp crashes the whole server with a
+# segmentation fault. app.py loads it first; refuse politely if something went round it.
+if "pylibsrtp" not in sys.modules and "tensorflow" in sys.modules:
     st.error("The live camera cannot start in this server process: TensorFlow was loaded before "
-             "streamlit-webrtc. The app's entry script must `import streamlit_webrtc` before "
+             "streamlit-webrtc's pylibsrtp. The app's entry script must `import pylibsrtp` before "
              "anything that imports TensorFlow; restart the app after fixing that.")
     st.stop()
 
