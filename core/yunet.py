@@ -35,7 +35,8 @@ STRIDES = (8, 16, 32)  # the network's three grids; inputs are padded to a multi
 MIN_SCORE = 0.6
 # Larger images are shrunk to this longer side. UTKFace crops pasted into 1920x1080 scenes, faces
 # ~38 px: found 40/40 at 1280, 30/40 at 960, 2/40 at 640 (~27 px: 29, 7, 0); a pass costs about
-# 65, 29 and 19 ms there. 1280 keeps faces from ~32 px findable in 1080p photos.
+# 65, 29 and 19 ms there under OpenCV's DNN (about half that under LiteRT). 1280 keeps faces
+# from ~32 px findable in 1080p photos.
 WORK_SIDE = 1280
 _NMS_IOU = 0.3  # OpenCV's default for YuNet
 _TOP_K = 5000  # candidates kept before NMS (OpenCV's default)
