@@ -34,10 +34,12 @@ def gender_of(p_female: float) -> str:
     return GENDERS[int(p_female >= GENDER_THRESHOLD)]
 
 
-def _option(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None):
+def _option(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None,
+            form: bool = True):
     """A Config field that users set: its help text, choices and range drive both the CLI flag
-    (`python -m core train --NAME`) and the dashboard's Training form."""
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
+    (`python -m core train --NAME`) and, unless `form=False`, the dashboard's Training form (which
+    has widgets for choices, switches and numbers, not yet for free text such as a file path)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "form": form})
 
 
 def user_options(cls) -> list[dataclasses.Field]:
@@ -99,6 +101,11 @@ class Config:
                              low=0.0, high=1.0)
     realign: bool = _option(False, "re-crop training images with the project's own face detector and aligner "
                                    "(as photos are cropped in use) instead of the dataset's crops")
+    teacher: str = _option("", "knowledge distillation: CSV of cached teacher outputs (file, p_female, age; made by "
+                                "tools/teacher_labels.py) mixed into the training split's targets; empty = off",
+                           form=False)
+    teacher_weight: float = _option(0.5, "share of the teacher in each distilled target (0 = labels only, 1 = "
+                                         "teacher only); used only with --teacher", low=0.0, high=1.0)
     lr_schedule: str = _option("cosine", "learning-rate schedule: warm-up + cosine decay, or reduce on plateau",
                                choices=LR_SCHEDULES)
     early_stopping_patience: int = 8
@@ -107,8 +114,9 @@ class Config:
 
     @classmethod
     def options(cls) -> list[dataclasses.Field]:
-        """The fields users set (CLI flags, Training form), in declaration order."""
-        return user_options(cls)
+        """The fields the dashboard's Training form sets (and passes on as CLI flags), in declaration
+        order: every user-set field but those declared `form=False` (the CLI has them all)."""
+        return [f for f in user_options(cls) if f.metadata.get("form", True)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -52,7 +52,12 @@ HISTORY_COLUMNS = [
 @keras.saving.register_keras_serializable(package="core")
 class AgeDistributionLoss(keras.losses.Loss):
     """Cross-entropy to a Gaussian label distribution around the true age, plus the L1 error of
-    the distribution's expectation (so the predicted age itself is pulled towards the label)."""
+    the distribution's expectation (so the predicted age itself is pulled towards the label).
+
+    Targets are the age, or rows (age, teacher age, teacher weight w) when distilling (see
+    `teacher_targets`): the target distribution is then (1 - w) x the Gaussian at the age + w x the
+    Gaussian at the teacher's age, and the L1 term pulls towards (1 - w) x age + w x teacher age.
+    With w = 0 both are exactly the plain loss."""
 
     def __init__(self, max_age: int = 116, sigma: float = 2.5, l1_weight: float = 0.1, name="age_distribution", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -60,12 +65,20 @@ class AgeDistributionLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         ages = tf.range(self.max_age + 1, dtype=tf.float32)
-        true = tf.reshape(tf.cast(y_true, tf.float32), [-1, 1])
-        target = tf.exp(-0.5 * tf.square((ages[None, :] - true) / self.sigma))
-        target /= tf.reduce_sum(target, axis=1, keepdims=True)
+        true = tf.cast(y_true, tf.float32)
+        if true.shape.rank == 2 and true.shape[-1] == 3:
+            label, teacher, weight = true[:, 0:1], true[:, 1:2], true[:, 2:3]
+        else:
+            label = tf.reshape(true, [-1, 1])
+            teacher, weight = label, tf.zeros_like(label)
+        target = (1 - weight) * self._gaussian(ages, label) + weight * self._gaussian(ages, teacher)
         cross_entropy = -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)), axis=1)
         expected = tf.linalg.matvec(y_pred, ages)
-        return cross_entropy + self.l1_weight * tf.abs(expected - true[:, 0])
+        return cross_entropy + self.l1_weight * tf.abs(expected - ((1 - weight) * label + weight * teacher)[:, 0])
+
+    def _gaussian(self, ages, centre):
+        density = tf.exp(-0.5 * tf.square((ages[None, :] - centre) / self.sigma))
+        return density / tf.reduce_sum(density, axis=1, keepdims=True)
 
     def get_config(self):
         return {**super().get_config(), "max_age": self.max_age, "sigma": self.sigma, "l1_weight": self.l1_weight}
@@ -75,7 +88,17 @@ class AgeDistributionLoss(keras.losses.Loss):
 def mae(y_true, y_pred):
     """Mean absolute error in years of the expected age (logged as `age_mae`)."""
     ages = tf.range(tf.shape(y_pred)[-1], dtype=tf.float32)
-    return tf.abs(tf.linalg.matvec(y_pred, ages) - tf.reshape(tf.cast(y_true, tf.float32), [-1]))
+    true = tf.reshape(tf.cast(y_true, tf.float32), [tf.shape(y_pred)[0], -1])[:, 0]  # the label, also of (age, teacher, w) rows
+    return tf.abs(tf.linalg.matvec(y_pred, ages) - true)
+
+
+@keras.saving.register_keras_serializable(package="core")
+class GenderAccuracy(keras.metrics.BinaryAccuracy):
+    """Binary accuracy against the target rounded at 0.5: the label itself, also when a distilled
+    target mixes it with a teacher's p_female at teacher_weight up to 0.5."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(tf.cast(tf.cast(y_true, tf.float32) >= 0.5, tf.float32), y_pred, sample_weight)
 
 
 def compile_model(model: keras.Model, config: Config) -> None:
@@ -84,14 +107,72 @@ def compile_model(model: keras.Model, config: Config) -> None:
         loss={"gender": keras.losses.BinaryCrossentropy(),
               "age": AgeDistributionLoss(config.max_age, config.age_sigma)},
         loss_weights={"gender": 1.0, "age": config.age_loss_weight},
-        metrics={"gender": [keras.metrics.BinaryAccuracy(name="accuracy")], "age": [mae]},
+        metrics={"gender": [GenderAccuracy(name="accuracy")], "age": [mae]},
     )
 
 
+TEACHER_COLUMNS = ("file", "p_female", "age")
+
+
+def load_teacher(path: str | Path) -> pd.DataFrame:
+    """A teacher CSV (tools/teacher_labels.py) indexed by file: p_female and age; one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"teacher file {path} does not exist (make it with tools/teacher_labels.py)")
+    try:
+        teacher = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"teacher file {path} cannot be read as CSV: {exc}") from None
+    missing = [column for column in TEACHER_COLUMNS if column not in teacher]
+    if missing:
+        raise DatasetError(f"teacher file {path} lacks the column(s) {', '.join(missing)}")
+    teacher = teacher.dropna(subset=["p_female", "age"]).drop_duplicates("file").set_index("file")
+    return teacher[["p_female", "age"]].astype(float)
+
+
+def teacher_targets(table: pd.DataFrame, config: Config) -> np.ndarray:
+    """Knowledge distillation (`Config.teacher`): per row (teacher p_female, teacher age, weight).
+
+    Why: UTKFace labels are hard (gender 0/1) and noisy (apparent ages, one number); teachers
+    trained on other, larger data (face-api.js AgeGenderNet, the dlib-models networks, see
+    tools/teacher_labels.py) carry what they learned there in soft answers, which a small
+    student fits more easily and which generalise beyond UTKFace's framing. Their answers are
+    computed once and cached, so the product never runs a teacher. Targets become
+    (1 - w) x label + w x teacher for gender (see `make_pipeline`) and a mixture of Gaussians at
+    the label and at the teacher's age for age (see `AgeDistributionLoss`), w = teacher_weight.
+
+    Only training-split rows get w > 0 (validation and test stay scored against labels alone);
+    training rows missing from the teacher CSV keep their labels (w = 0), counted and logged.
+    Without a teacher every weight is 0 and training is exactly the plain recipe."""
+    soft = np.zeros((len(table), 3), np.float32)
+    soft[:, 0], soft[:, 1] = table["gender"].to_numpy(), table["age"].to_numpy()
+    if not config.teacher:
+        return soft
+    teacher = load_teacher(config.teacher)
+    train = (table["split"] == "train").to_numpy()
+    known = table["file"].isin(teacher.index).to_numpy() & train
+    rows = teacher.reindex(table["file"][known])
+    soft[known, 0] = rows["p_female"].clip(0, 1).to_numpy()
+    soft[known, 1] = rows["age"].clip(0, config.max_age).to_numpy()
+    soft[known, 2] = config.teacher_weight
+    print(f"teacher {config.teacher}: {known.sum()} of {train.sum()} training images distilled at weight "
+          f"{config.teacher_weight}; {train.sum() - known.sum()} not in it keep their labels only", flush=True)
+    return soft
+
+
 def make_pipeline(images: np.ndarray, ages: np.ndarray, genders: np.ndarray, config: Config,
-                  training: bool) -> tf.data.Dataset:
-    """Batches of (uint8-range float images, {"gender", "age"} targets); augmented when training."""
-    targets = {"gender": genders.astype(np.float32)[:, None], "age": ages.astype(np.float32)}
+                  training: bool, soft: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches of (uint8-range float images, {"gender", "age"} targets); augmented when training.
+
+    `soft` (rows of `teacher_targets`) distils: the gender target becomes (1 - w) x label +
+    w x teacher p_female, and the age target the row (age, teacher age, w) that
+    `AgeDistributionLoss` reads; without it w = 0 (plain labels)."""
+    if soft is None:
+        soft = np.stack([genders, ages, np.zeros(len(ages))], axis=1).astype(np.float32)
+    weight = soft[:, 2].astype(np.float32)
+    gender = (1 - weight) * genders.astype(np.float32) + weight * soft[:, 0]
+    targets = {"gender": gender[:, None].astype(np.float32),
+               "age": np.stack([ages.astype(np.float32), soft[:, 1], weight], axis=1).astype(np.float32)}
     data = tf.data.Dataset.from_tensor_slices((images, targets))
     if training:
         data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
@@ -186,6 +267,8 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
         if resume:
             print(f"nothing to resume in {out}: starting a new run", flush=True)
         table["split"] = split_dataset(table, config)
+    if config.teacher:
+        load_teacher(config.teacher)  # a missing or malformed teacher file fails before images are loaded
     images, ok = load_images(table, config.image_size)
     table, images = table[ok].reset_index(drop=True), images[ok]
     if config.realign:
@@ -198,8 +281,9 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     parts = {name: (table["split"] == name).to_numpy() for name in ("train", "val", "test")}
     if parts["train"].sum() == 0 or parts["val"].sum() == 0:
         raise ValueError(f"too few images ({len(table)}) to make training and validation splits")
+    soft = teacher_targets(table, config)
     pipeline = {name: make_pipeline(images[mask], table["age"].to_numpy()[mask], table["gender"].to_numpy()[mask],
-                                    config, training=name == "train") for name, mask in parts.items()}
+                                    config, training=name == "train", soft=soft[mask]) for name, mask in parts.items()}
 
     initial_epoch = 0
     if saved is not None and (out / LAST_FILE).is_file() and (out / HISTORY_FILE).is_file():

@@ -1,0 +1,86 @@
+"""Knowledge distillation from cached teacher outputs (Config.teacher / teacher_weight)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.config import Config
+from core.training import AgeDistributionLoss, make_pipeline, teacher_targets, train
+from tests.helpers import write_utkface_folder
+
+CONFIG = Config(image_size=32, width=8, epochs=2, batch_size=16, augment=False, val_fraction=0.2, test_fraction=0.2,
+                teacher_weight=0.3)
+
+
+def _gaussian(centre: float, sigma: float = 2.5) -> np.ndarray:
+    density = np.exp(-0.5 * ((np.arange(117) - centre) / sigma) ** 2)
+    return density / density.sum()
+
+
+def test_mixed_targets_follow_the_formula_for_a_known_row(tmp_path):
+    table = pd.DataFrame({"file": ["a.jpg", "b.jpg", "c.jpg", "d.jpg"], "age": [30, 40, 50, 60], "gender": [1, 0, 1, 0],
+                          "split": ["train", "train", "val", "train"]})
+    pd.DataFrame({"file": ["a.jpg", "c.jpg", "d.jpg"], "p_female": [0.8, 0.1, 0.2],
+                  "age": [36.0, 20.0, 130.0]}).to_csv(tmp_path / "teacher.csv", index=False)
+    soft = teacher_targets(table, CONFIG.replace(teacher=str(tmp_path / "teacher.csv")))
+    # a: train, in the CSV; b: train, not in it (labels only); c: validation (labels only); d: age clipped to 116
+    assert soft == pytest.approx(np.array([[0.8, 36.0, 0.3], [0, 40, 0], [1, 50, 0], [0.2, 116, 0.3]]))
+    assert teacher_targets(table, CONFIG)[:, 2].tolist() == [0, 0, 0, 0]  # no teacher: plain labels
+
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    _, targets = next(iter(make_pipeline(images, table["age"].to_numpy(), table["gender"].to_numpy(), CONFIG,
+                                         training=False, soft=soft)))
+    assert targets["gender"].numpy()[:, 0] == pytest.approx([0.7 * 1 + 0.3 * 0.8, 0, 1, 0.3 * 0.2])
+    assert targets["age"].numpy()[0].tolist() == pytest.approx([30, 36, 0.3])
+
+    predicted = np.full((1, 117), 1e-4, np.float32)
+    predicted[0, 33] = 1 - 116e-4
+    target = 0.7 * _gaussian(30) + 0.3 * _gaussian(36)
+    expected = -(target * np.log(predicted[0])).sum() + 0.1 * abs(predicted[0] @ np.arange(117) - (0.7 * 30 + 0.3 * 36))
+    loss = AgeDistributionLoss()(np.array([[30, 36, 0.3]], np.float32), predicted)
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+    plain = AgeDistributionLoss()(np.array([30], np.float32), predicted)  # w = 0 rows are the plain loss
+    assert float(AgeDistributionLoss()(np.array([[30, 99, 0]], np.float32), predicted)) == pytest.approx(float(plain))
+
+
+def test_training_with_a_teacher_uses_it_on_the_training_split_only(tmp_path, capsys):
+    rows = write_utkface_folder(tmp_path / "data", n=40)
+    teacher = pd.DataFrame({"file": [name for name, *_ in rows[:-5]], "p_female": 0.5, "age": 30.0})
+    teacher.to_csv(tmp_path / "teacher.csv", index=False)
+    config = CONFIG.replace(teacher=str(tmp_path / "teacher.csv"))
+    metrics = train(tmp_path / "data", tmp_path / "run", config)
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    train_files = set(split.loc[split["split"] == "train", "file"])
+    distilled = len(train_files & set(teacher["file"]))
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("teacher "))
+    assert line == (f"teacher {tmp_path / 'teacher.csv'}: {distilled} of {len(train_files)} training images distilled "
+                    f"at weight 0.3; {len(train_files) - distilled} not in it keep their labels only")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["teacher"] == str(tmp_path / "teacher.csv")
+    assert metrics["n"] == (split["split"] == "test").sum()
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["gender_accuracy"].between(0, 1).all() and np.isfinite(history["loss"]).all()
+
+
+def test_a_missing_teacher_file_is_a_one_line_error_naming_it(tmp_path, capsys):
+    from core import cli
+
+    write_utkface_folder(tmp_path / "data", n=8)
+    missing = tmp_path / "nowhere.csv"
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                     "--teacher", str(missing), "--teacher-weight", "0.4"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: teacher file {missing} does not exist (make it with tools/teacher_labels.py)"
+    (tmp_path / "bad.csv").write_text("file,p_female\nx.jpg,0.5\n")
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run2"),
+                     "--teacher", str(tmp_path / "bad.csv")]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: teacher file {tmp_path / 'bad.csv'} lacks the column(s) age"
+
+
+def test_teacher_options_are_cli_flags_and_the_weight_is_a_training_form_field():
+    from core.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--teacher", "t.csv", "--teacher-weight", "0.25"])
+    assert config_from_args(args).teacher == "t.csv" and config_from_args(args).teacher_weight == 0.25
+    form = [option.name for option in Config.options()]
+    assert "teacher_weight" in form and "teacher" not in form  # a path: the form has no free-text widget

