@@ -35,11 +35,11 @@ def gender_of(p_female: float) -> str:
 
 
 def _option(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-            form: bool = True):
+            path: bool = False):
     """A Config field that users set: its help text, choices and range drive both the CLI flag
-    (`python -m core train --NAME`) and, unless `form=False`, the dashboard's Training form (which
-    has widgets for choices, switches and numbers, not yet for free text such as a file path)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "form": form})
+    (`python -m core train --NAME`) and the dashboard's Training form. `path=True` marks a file
+    on the server: the form accepts it only inside the folders the server shares."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "path": path})
 
 
 def user_options(cls) -> list[dataclasses.Field]:
@@ -103,7 +103,7 @@ class Config:
                                    "(as photos are cropped in use) instead of the dataset's crops")
     teacher: str = _option("", "knowledge distillation: CSV of cached teacher outputs (file, p_female, age; made by "
                                 "tools/teacher_labels.py) mixed into the training split's targets; empty = off",
-                           form=False)
+                           path=True)
     teacher_weight: float = _option(0.5, "share of the teacher in each distilled target (0 = labels only, 1 = "
                                          "teacher only); used only with --teacher", low=0.0, high=1.0)
     lr_schedule: str = _option("cosine", "learning-rate schedule: warm-up + cosine decay, or reduce on plateau",
@@ -114,9 +114,8 @@ class Config:
 
     @classmethod
     def options(cls) -> list[dataclasses.Field]:
-        """The fields the dashboard's Training form sets (and passes on as CLI flags), in declaration
-        order: every user-set field but those declared `form=False` (the CLI has them all)."""
-        return [f for f in user_options(cls) if f.metadata.get("form", True)]
+        """The fields users set (CLI flags, Training form), in declaration order."""
+        return user_options(cls)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -330,6 +330,27 @@ def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, ut
     assert resumed.status == "stopped" and len(pd.read_csv(Path(run) / "history.csv")) == resumed.epochs_done()
 
 
+def test_a_teacher_file_outside_the_shared_roots_starts_no_training(app, tmp_path, utkface_dir):
+    """The Training form's path fields (Config fields declared `path=True`, here `teacher`) are
+    checked like the dataset: outside the shared folders, or a folder, nothing starts."""
+    open_page(app, "training")
+    for path in (*OUTSIDE, tmp_path):
+        app.text_input(key="train_teacher").set_value(str(path))
+        _launch(app, utkface_dir, "teacher-outside")
+        assert [e.value for e in app.error] == [f"Teacher {access.REFUSED}."]
+    assert not (tmp_path / "runs" / "teacher-outside").exists()
+    from dashboard import state
+
+    teacher, empty = tmp_path / "teacher.csv", tmp_path / "empty"
+    teacher.write_text("file,p_female,age\n")
+    empty.mkdir()
+    app.text_input(key="train_teacher").set_value(str(teacher))
+    _launch(app, empty, "teacher-inside")  # an empty dataset: the run starts and fails at once
+    job = state.training_jobs().snapshot()[str(tmp_path / "runs" / "teacher-inside")]
+    assert job.process.args[job.process.args.index("--teacher") + 1] == str(teacher.resolve())
+    _wait_for(job, 60)
+
+
 def test_a_dataset_outside_the_shared_roots_starts_no_training(app, tmp_path):
     open_page(app, "training")
     for path in OUTSIDE:

@@ -77,10 +77,11 @@ def test_a_missing_teacher_file_is_a_one_line_error_naming_it(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: teacher file {tmp_path / 'bad.csv'} lacks the column(s) age"
 
 
-def test_teacher_options_are_cli_flags_and_the_weight_is_a_training_form_field():
+def test_teacher_options_are_cli_flags_and_training_form_fields():
     from core.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--teacher", "t.csv", "--teacher-weight", "0.25"])
     assert config_from_args(args).teacher == "t.csv" and config_from_args(args).teacher_weight == 0.25
     form = [option.name for option in Config.options()]
-    assert "teacher_weight" in form and "teacher" not in form  # a path: the form has no free-text widget
+    assert "teacher_weight" in form and "teacher" in form
+    assert [o.name for o in Config.options() if o.metadata["path"]] == ["teacher"]  # checked against the shared folders

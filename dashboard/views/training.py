@@ -143,7 +143,7 @@ def start_run(s) -> str:
         dataset = access.server_path(data, state.server_roots())
     except access.PathRefused as exc:
         raise RunRefused(f"Dataset {exc}.") from None
-    config = Config(**{option.name: s[f"train_{option.name}"] for option in Config.options()})
+    config = Config(**{option.name: _form_value(option, s[f"train_{option.name}"]) for option in Config.options()})
     settings = jobs.TrainSettings(data=str(dataset), config=config,
                                   fmt=None if s["train_format"] == DETECT else s["train_format"],
                                   limit=s["train_limit"] or None)
@@ -157,18 +157,31 @@ def start_run(s) -> str:
     return display
 
 
+def _form_value(option, value):
+    """A form value as Config takes it; a server path only inside the shared folders."""
+    if not option.metadata["path"] or not str(value).strip():
+        return value.strip() if isinstance(value, str) else value
+    try:
+        return str(access.server_path(value.strip(), state.server_roots(), kind="file"))
+    except access.PathRefused as exc:
+        raise RunRefused(f"{option.name.replace('_', ' ').capitalize()} {exc}.") from None
+
+
 def new_run_name() -> str:
     return f"run-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def option_widget(option, default) -> None:
     """The form widget for one user-set Config field: a selectbox for choices, a checkbox for
-    switches, a number input bounded as Config says; keyed `train_<field>` for `launch`."""
+    switches, a text box for paths, a number input bounded as Config says; keyed
+    `train_<field>` for `launch`."""
     meta, key, label = option.metadata, f"train_{option.name}", option.name.replace("_", " ").capitalize()
     if meta["choices"]:
         st.selectbox(label, meta["choices"], index=meta["choices"].index(default), key=key, help=meta["help"])
     elif option.type == "bool":
         st.checkbox(label, value=default, key=key, help=meta["help"])
+    elif option.type == "str":
+        st.text_input(label, value=default, key=key, help=meta["help"])
     elif option.type == "int":
         st.number_input(label, int(meta["low"]), None if meta["high"] is None else int(meta["high"]), default,
                         step=1, key=key, help=meta["help"])
