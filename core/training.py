@@ -130,7 +130,7 @@ def load_teacher(path: str | Path) -> pd.DataFrame:
     return teacher[["p_female", "age"]].astype(float)
 
 
-def teacher_targets(table: pd.DataFrame, config: Config) -> np.ndarray:
+def teacher_targets(table: pd.DataFrame, config: Config, teacher: pd.DataFrame | None = None) -> np.ndarray:
     """Knowledge distillation (`Config.teacher`): per row (teacher p_female, teacher age, weight).
 
     Why: UTKFace labels are hard (gender 0/1) and noisy (apparent ages, one number); teachers
@@ -148,7 +148,7 @@ def teacher_targets(table: pd.DataFrame, config: Config) -> np.ndarray:
     soft[:, 0], soft[:, 1] = table["gender"].to_numpy(), table["age"].to_numpy()
     if not config.teacher:
         return soft
-    teacher = load_teacher(config.teacher)
+    teacher = load_teacher(config.teacher) if teacher is None else teacher
     train = (table["split"] == "train").to_numpy()
     known = table["file"].isin(teacher.index).to_numpy() & train
     rows = teacher.reindex(table["file"][known])
@@ -267,8 +267,8 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
         if resume:
             print(f"nothing to resume in {out}: starting a new run", flush=True)
         table["split"] = split_dataset(table, config)
-    if config.teacher:
-        load_teacher(config.teacher)  # a missing or malformed teacher file fails before images are loaded
+    # read first: a missing or malformed teacher file fails before the images are loaded
+    teacher = load_teacher(config.teacher) if config.teacher else None
     images, ok = load_images(table, config.image_size)
     table, images = table[ok].reset_index(drop=True), images[ok]
     if config.realign:
@@ -281,7 +281,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     parts = {name: (table["split"] == name).to_numpy() for name in ("train", "val", "test")}
     if parts["train"].sum() == 0 or parts["val"].sum() == 0:
         raise ValueError(f"too few images ({len(table)}) to make training and validation splits")
-    soft = teacher_targets(table, config)
+    soft = teacher_targets(table, config, teacher)
     pipeline = {name: make_pipeline(images[mask], table["age"].to_numpy()[mask], table["gender"].to_numpy()[mask],
                                     config, training=name == "train", soft=soft[mask]) for name, mask in parts.items()}
 
