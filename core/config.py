@@ -106,6 +106,11 @@ class Config:
                            path=True)
     teacher_weight: float = _option(0.5, "share of the teacher in each distilled target (0 = labels only, 1 = "
                                          "teacher only); used only with --teacher", low=0.0, high=1.0)
+    embedding_teacher: str = _option("", "feature distillation: .npz of cached face embeddings of the training images "
+                                          "(made by tools/teacher_labels.py embed); a training-only head learns to "
+                                          "point the same way; empty = off", path=True)
+    embedding_weight: float = _option(1.0, "weight of the embedding-matching loss (1 - cosine); used only with "
+                                           "--embedding-teacher", low=0.0, high=100.0)
     lr_schedule: str = _option("cosine", "learning-rate schedule: warm-up + cosine decay, or reduce on plateau",
                                choices=LR_SCHEDULES)
     early_stopping_patience: int = 8

@@ -34,6 +34,7 @@ from .config import ARCHITECTURES, GENDERS, Config  # noqa: E402
 from .runs import LITERT_FILE, MODEL_FILE, SETTINGS_FILE, ModelError, model_folder, read_settings  # noqa: E402
 
 FORMAT_VERSION = 1
+PRODUCT_OUTPUTS = ("gender", "age")  # what a saved model answers; `embedding` exists only while training
 
 
 def _conv_bn(x, filters: int, strides: int, config: Config, activate: bool = True):
@@ -85,11 +86,21 @@ def build_model(config: Config) -> keras.Model:
     inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
     x = ARCHITECTURE_BUILDERS[config.architecture](x, config)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(config.dropout)(x)
-    gender = layers.Dense(1, activation="sigmoid", name="gender")(x)
-    age = layers.Dense(config.max_age + 1, activation="softmax", name="age")(x)
-    return keras.Model(inputs, {"gender": gender, "age": age}, name="age_gender_net")
+    features = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(config.dropout)(features)
+    outputs = {"gender": layers.Dense(1, activation="sigmoid", name="gender")(x),
+               "age": layers.Dense(config.max_age + 1, activation="softmax", name="age")(x)}
+    if config.embedding_teacher:  # feature distillation (core.training.EmbeddingLoss); not saved with the model
+        outputs["embedding"] = layers.Dense(embedding_size(config.embedding_teacher), name="embedding")(features)
+    return keras.Model(inputs, outputs, name="age_gender_net")
+
+
+def embedding_size(path: str | Path) -> int:
+    """Length of the embeddings in a teacher .npz (tools/teacher_labels.py embed)."""
+    import numpy as np
+
+    with np.load(path) as cache:
+        return int(cache["embeddings"].shape[1])
 
 
 def save_atomically(model: keras.Model, path: Path) -> None:
@@ -140,8 +151,9 @@ def save_model(model: keras.Model, folder: Path, config: Config) -> None:
 
 
 def _save_all(model: keras.Model, folder: Path, config: Config) -> None:
-    # An uncompiled twin sharing the layers: the file then holds weights only, no optimizer state.
-    twin = keras.Model(model.inputs, model.output, name=model.name)
+    # An uncompiled twin sharing the layers: the file then holds weights only, no optimizer state,
+    # and only the outputs the product reads (a distillation head stays behind).
+    twin = keras.Model(model.inputs, {name: model.output[name] for name in PRODUCT_OUTPUTS}, name=model.name)
     save_atomically(twin, folder / MODEL_FILE)
     export_litert(twin, folder)
     settings = {

@@ -101,12 +101,29 @@ class GenderAccuracy(keras.metrics.BinaryAccuracy):
         return super().update_state(tf.cast(tf.cast(y_true, tf.float32) >= 0.5, tf.float32), y_pred, sample_weight)
 
 
+@keras.saving.register_keras_serializable(package="core")
+class EmbeddingLoss(keras.losses.Loss):
+    """1 - cosine between the training-only `embedding` head and a teacher's embedding of the same
+    image. Targets are rows (mask, embedding...): mask 0 (validation, test, images the teacher has
+    no embedding for) contributes nothing, so validation loss stays the labels' loss."""
+
+    def __init__(self, name="embedding_cosine", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        true = tf.cast(y_true, tf.float32)
+        mask, target = true[:, 0], tf.math.l2_normalize(true[:, 1:], axis=1)
+        return mask * (1.0 - tf.reduce_sum(target * tf.math.l2_normalize(y_pred, axis=1), axis=1))
+
+
 def compile_model(model: keras.Model, config: Config) -> None:
+    loss = {"gender": keras.losses.BinaryCrossentropy(), "age": AgeDistributionLoss(config.max_age, config.age_sigma)}
+    weights = {"gender": 1.0, "age": config.age_loss_weight}
+    if "embedding" in model.output:
+        loss["embedding"], weights["embedding"] = EmbeddingLoss(), config.embedding_weight
     model.compile(
         optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
-        loss={"gender": keras.losses.BinaryCrossentropy(),
-              "age": AgeDistributionLoss(config.max_age, config.age_sigma)},
-        loss_weights={"gender": 1.0, "age": config.age_loss_weight},
+        loss=loss, loss_weights=weights,
         metrics={"gender": [GenderAccuracy(name="accuracy")], "age": [mae]},
     )
 
@@ -160,19 +177,58 @@ def teacher_targets(table: pd.DataFrame, config: Config, teacher: pd.DataFrame |
     return soft
 
 
+def load_embedding_teacher(path: str | Path) -> pd.DataFrame:
+    """A teacher .npz (tools/teacher_labels.py embed) as one row of embedding per file; one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"embedding teacher {path} does not exist (make it with tools/teacher_labels.py embed)")
+    try:
+        with np.load(path) as cache:
+            files, embeddings = cache["files"], cache["embeddings"].astype(np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(f"embedding teacher {path} is not an .npz with files and embeddings: {exc}") from None
+    table = pd.DataFrame(embeddings, index=pd.Index(files, name="file"))
+    return table[~table.index.duplicated()]
+
+
+def embedding_targets(table: pd.DataFrame, config: Config, teacher: pd.DataFrame | None) -> np.ndarray | None:
+    """Feature distillation (`Config.embedding_teacher`): per row (mask, teacher embedding).
+
+    Why: a face-recognition network trained on millions of faces in the wild (dlib's ResNet, see
+    tools/teacher_labels.py) encodes what faces beyond UTKFace look like in 128 numbers per face,
+    far more than one soft label carries; a head that must point its features the same way makes
+    the small student learn features like the teacher's. Only training rows the teacher knows get
+    mask 1. None without an embedding teacher (the model then has no such head)."""
+    if teacher is None:
+        return None
+    train = (table["split"] == "train").to_numpy()
+    known = table["file"].isin(teacher.index).to_numpy() & train
+    rows = np.zeros((len(table), teacher.shape[1] + 1), np.float32)
+    rows[known, 0] = 1.0
+    rows[known, 1:] = teacher.reindex(table["file"][known]).to_numpy()
+    print(f"embedding teacher {config.embedding_teacher}: {known.sum()} of {train.sum()} training images matched "
+          f"at weight {config.embedding_weight}; {train.sum() - known.sum()} not in it are left out of that loss",
+          flush=True)
+    return rows
+
+
 def make_pipeline(images: np.ndarray, ages: np.ndarray, genders: np.ndarray, config: Config,
-                  training: bool, soft: np.ndarray | None = None) -> tf.data.Dataset:
+                  training: bool, soft: np.ndarray | None = None,
+                  embeddings: np.ndarray | None = None) -> tf.data.Dataset:
     """Batches of (uint8-range float images, {"gender", "age"} targets); augmented when training.
 
     `soft` (rows of `teacher_targets`) distils: the gender target becomes (1 - w) x label +
     w x teacher p_female, and the age target the row (age, teacher age, w) that
-    `AgeDistributionLoss` reads; without it w = 0 (plain labels)."""
+    `AgeDistributionLoss` reads; without it w = 0 (plain labels). `embeddings` (rows of
+    `embedding_targets`) adds the `embedding` target that `EmbeddingLoss` reads."""
     if soft is None:
         soft = np.stack([genders, ages, np.zeros(len(ages))], axis=1).astype(np.float32)
     weight = soft[:, 2].astype(np.float32)
     gender = (1 - weight) * genders.astype(np.float32) + weight * soft[:, 0]
     targets = {"gender": gender[:, None].astype(np.float32),
                "age": np.stack([ages.astype(np.float32), soft[:, 1], weight], axis=1).astype(np.float32)}
+    if embeddings is not None:
+        targets["embedding"] = embeddings
     data = tf.data.Dataset.from_tensor_slices((images, targets))
     if training:
         data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
@@ -269,6 +325,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
         table["split"] = split_dataset(table, config)
     # read first: a missing or malformed teacher file fails before the images are loaded
     teacher = load_teacher(config.teacher) if config.teacher else None
+    embedding_teacher = load_embedding_teacher(config.embedding_teacher) if config.embedding_teacher else None
     images, ok = load_images(table, config.image_size)
     table, images = table[ok].reset_index(drop=True), images[ok]
     if config.realign:
@@ -282,8 +339,11 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     if parts["train"].sum() == 0 or parts["val"].sum() == 0:
         raise ValueError(f"too few images ({len(table)}) to make training and validation splits")
     soft = teacher_targets(table, config, teacher)
+    embeddings = embedding_targets(table, config, embedding_teacher)
     pipeline = {name: make_pipeline(images[mask], table["age"].to_numpy()[mask], table["gender"].to_numpy()[mask],
-                                    config, training=name == "train", soft=soft[mask]) for name, mask in parts.items()}
+                                    config, training=name == "train", soft=soft[mask],
+                                    embeddings=None if embeddings is None else embeddings[mask])
+                for name, mask in parts.items()}
 
     initial_epoch = 0
     if saved is not None and (out / LAST_FILE).is_file() and (out / HISTORY_FILE).is_file():

