@@ -61,7 +61,7 @@ def decode_image(source: ImageSource, max_side: int | None = None) -> tuple[np.n
             raise ImageError(f"image too large ({width} x {height}, over {MAX_PIXELS // 1_000_000} megapixels)")
         if max_side and img.format == "JPEG":
             img.draft("RGB", (max_side, max_side))
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # a no-op for most photos (no copy, unlike the default)
         array = _to_rgb(img)
     except ImageError:
         raise

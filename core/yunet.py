@@ -126,12 +126,13 @@ class YuNetDetector:
         box centre and landmarks are offsets from the cell in strides, its size exp() strides."""
         height, width = work.shape[:2]
         padded = tuple(-(-side // STRIDES[-1]) * STRIDES[-1] for side in (height, width))
-        interpreter, grid = self._network(padded)
-        batch = np.zeros((1, *padded, 3), np.float32)
-        batch[0, :height, :width] = work
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+        interpreter, grid, (input_index, output_index) = self._network(padded)
+        batch = interpreter.tensor(input_index)()[0]  # written in place: no float copy to set
+        batch[:height, :width] = work
+        batch[height:], batch[:height, width:] = 0, 0
+        del batch  # LiteRT refuses to run while a view of its buffers is alive
         interpreter.invoke()
-        cells = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+        cells = interpreter.get_tensor(output_index)[0]
         score = np.sqrt(np.clip(cells[:, 0], 0, 1) * np.clip(cells[:, 1], 0, 1))
         keep = score >= min_score
         cells, (column, row, stride), score = cells[keep], grid[keep].T, score[keep]
@@ -144,9 +145,9 @@ class YuNetDetector:
             found = found[np.asarray(kept, dtype=int).reshape(-1)]
         return found
 
-    def _network(self, size: tuple[int, int]) -> tuple[Interpreter, np.ndarray]:
-        """This thread's interpreter for input `size` (h, w) and that size's grid: (column, row,
-        stride) of every output cell. Re-sizing an interpreter re-plans it, which costs more than
+    def _network(self, size: tuple[int, int]) -> tuple[Interpreter, np.ndarray, tuple[int, int]]:
+        """This thread's interpreter for input `size` (h, w), that size's grid: (column, row,
+        stride) of every output cell, and the input and output tensor indices. Re-sizing an interpreter re-plans it, which costs more than
         a 200 px detection itself, so each thread keeps one per recent size: photo, close-up pass
         and aligned crops stop trading places. Past _NETS_PER_THREAD sizes the least recently
         used one is re-sized, not a new one made."""
@@ -161,7 +162,8 @@ class YuNetDetector:
                 interpreter = cache.popitem(last=False)[1][0]
             interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, *size, 3])
             interpreter.allocate_tensors()
-        cache[size] = interpreter, _grid(*size)
+        indices = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+        cache[size] = interpreter, _grid(*size), indices
         return cache[size]
 
 
