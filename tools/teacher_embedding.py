@@ -9,7 +9,7 @@ Runs in a Python that has `dlib` and `face-recognition-models` (not the product'
 `/work/peer-venv/bin/python tools/teacher_embedding.py LIST OUT.npz`. LIST holds one image path a
 line. Each image is framed as dlib frames faces for this network: HOG detector (no upsampling,
 then one upsampling if nothing was found; the whole image where HOG finds nothing), 5-point
-landmarks, `get_face_chip` at 150 px with padding 0.25. Writes `files` (names), `embeddings`
+landmarks, `get_face_chip` at 150 px with padding 0.25. Writes `files` (the paths as listed), `embeddings`
 (n x 128 float32) and `framing`. Unreadable images are skipped and counted.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main(listing: str, out: str) -> int:
             else:
                 framing, box = "whole", dlib.rectangle(0, 0, image.shape[1] - 1, image.shape[0] - 1)
             chips.append(dlib.get_face_chip(image, landmarks(image, box), CHIP_SIZE, CHIP_PADDING))
-            files.append(Path(path).name)
+            files.append(path)
             framings.append(framing)
         if chips:
             embeddings.append(np.asarray(network.compute_face_descriptor(chips), np.float32))

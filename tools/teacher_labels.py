@@ -174,8 +174,11 @@ def embed(args) -> int:
                                                  str(listing), str(part)])))
         if any(job.wait() for _, job in jobs):
             sys.exit("error: an embedding worker failed (see its output above)")
-        parts = [np.load(part) for part, _ in jobs]
-        np.savez(out, **{key: np.concatenate([p[key] for p in parts]) for key in ("files", "embeddings", "framing")})
+        parts = [dict(np.load(part)) for part, _ in jobs]
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in ("files", "embeddings", "framing")}
+    names = dict(zip(table["path"], table["file"]))  # the dataset's file names, as training and split.csv use
+    merged["files"] = np.array([names[path] for path in merged["files"]])
+    np.savez(out, **merged)
     print(f"wrote {sum(len(p['files']) for p in parts)} embeddings to {out}")
     return 0
 

@@ -1,0 +1,45 @@
+"""The embedding probe of tools/teacher_labels.py: a gender teacher fitted on the training split only."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import teacher_labels  # noqa: E402
+
+from tests.helpers import write_utkface_folder  # noqa: E402
+
+
+def test_logistic_fit_is_the_penalised_optimum():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.5, 400) > 0).astype(float)
+    w = teacher_labels.fit_logistic(x, y, l2=2.0)
+    p = teacher_labels.predict_logistic(w, x)
+    gradient = np.hstack([x, np.ones((400, 1))]).T @ (p - y) + np.r_[2.0 * w[:-1], 0.0]
+    assert np.abs(gradient).max() < 1e-6  # Newton converged to the stationary point
+    assert ((p >= 0.5) == (y == 1)).mean() > 0.85 and w[0] > 2 * abs(w[2])  # the informative feature dominates
+
+
+def test_probe_answers_every_file_and_is_fitted_on_train_only(tmp_path, capsys):
+    rows = write_utkface_folder(tmp_path / "data", n=60)
+    files = [name for name, *_ in rows]
+    genders = np.array([gender for _, _, gender, _ in rows], float)
+    split = ["train"] * 40 + ["val"] * 10 + ["test"] * 10
+    (tmp_path / "model").mkdir()
+    pd.DataFrame({"file": files, "split": split}).to_csv(tmp_path / "model" / "split.csv", index=False)
+    rng = np.random.default_rng(1)
+    embeddings = np.column_stack([2 * genders - 1 + rng.normal(0, 0.3, 60), rng.normal(size=(60, 4))])
+    embeddings[50:, 0] *= -1  # the test rows say the opposite: a probe fitted on them would not score 0 %
+    np.savez(tmp_path / "emb.npz", files=np.array(files), embeddings=embeddings.astype(np.float32),
+             framing=np.array(["hog"] * 60))
+    assert teacher_labels.main(["probe", str(tmp_path / "emb.npz"), "--out", str(tmp_path / "probe.csv"),
+                                "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "probe on train (out of fold): 40 faces, gender accuracy 100.00%" in out
+    assert "probe on val (fitted on train): 10 faces, gender accuracy 100.00%" in out
+    assert "probe on test (fitted on train): 10 faces, gender accuracy 0.00%" in out
+    probe = pd.read_csv(tmp_path / "probe.csv")
+    assert probe["file"].tolist() == files and probe["p_female"].between(0, 1).all()
+    assert ((probe["p_female"] >= 0.5) == (genders == 1)).tolist() == [True] * 50 + [False] * 10
