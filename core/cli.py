@@ -226,7 +226,8 @@ def run_calibrate(args) -> int:
 
     calibration = calibrate_folder(args.model, args.data, args.format)
     factors = ", ".join(f"{band} {calibration.factor(band, 0.8):.2f}" for band in calibration.factors)
-    print(f"wrote {Path(args.model) / CALIBRATION_FILE} from the {calibration.source}; 80 % factors: {factors}")
+    print(f"wrote {Path(args.model) / CALIBRATION_FILE} from the {calibration.source}; 80 % factors: {factors}; "
+          f"gender temperature {calibration.gender_temperature:g}")
     return 0
 
 

@@ -130,9 +130,10 @@ class Predictor:
         dist, p_female = self.predict_distributions(batch)
         return self.expected_ages(dist).astype(np.float32), p_female
 
-    def predict_distributions(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_distributions(self, batch: np.ndarray, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(age distributions (n, max_age + 1), p_female) for a prepared uint8 batch: the
-        distribution is what age intervals are read from (`core.calibration`)."""
+        distribution is what age intervals are read from, p_female has the calibrated gender
+        temperature applied (`core.calibration`; `raw=True`: the network's own, to fit it on)."""
         if len(batch) == 0:
             return np.zeros((0, len(self._ages)), np.float64), np.zeros(0, np.float32)
         dists, p_female = [], []
@@ -140,7 +141,10 @@ class Predictor:
             dist, p = self._forward(np.asarray(batch[start:start + self.batch_size], np.float32))
             dists.append(dist)
             p_female.append(p)
-        return np.concatenate(dists), np.concatenate(p_female).astype(np.float32)
+        p_female = np.concatenate(p_female).astype(np.float32)
+        if not raw and self.calibration is not None and self.calibration.gender_temperature != 1.0:
+            p_female = self.calibration.tempered(p_female)
+        return np.concatenate(dists), p_female
 
     def expected_ages(self, dist: np.ndarray) -> np.ndarray:
         """The point age of each distribution: its expectation (what the age loss trained)."""

@@ -377,7 +377,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     from .calibration import calibrate_images
 
     calibrate_images(out, images[parts["val"]], table["age"].to_numpy()[parts["val"]],
-                     f"validation split of this run ({int(parts['val'].sum())} faces)")
+                     table["gender"].to_numpy()[parts["val"]], f"validation split of this run ({int(parts['val'].sum())} faces)")
     if not evaluate_test or parts["test"].sum() == 0:
         return {}
     from .evaluation import evaluate_run

@@ -254,3 +254,32 @@ def test_the_shipped_metrics_publish_the_same_coverage(default_model_dir, test_s
     assert metrics["age_interval"]["coverage"] == pytest.approx(interval_coverage(test_split_rows)["coverage"], abs=0.002)
     card = (default_model_dir / "MODEL_CARD.md").read_text()
     assert f"{metrics['age_interval']['coverage']:.1%}" in card
+
+
+def test_gender_temperature_undoes_under_confidence_and_predictor_applies_it(tmp_path):
+    from core.calibration import fit_temperature, temper
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3.0, 20000)
+    genders = (rng.random(20000) < 1 / (1 + np.exp(-logits))).astype(int)  # the logits are calibrated
+    softened = 1 / (1 + np.exp(-logits * 0.7))  # what an under-confident model says (true T = 0.7)
+    assert fit_temperature(softened, genders) == pytest.approx(0.7, abs=0.051)
+    assert fit_temperature(1 / (1 + np.exp(-logits)), genders) == pytest.approx(1.0, abs=0.051)
+    assert temper(np.array([0.5, 0.8]), 0.5) == pytest.approx([0.5, 0.8 ** 2 / (0.8 ** 2 + 0.2 ** 2)], abs=1e-6)
+
+    from core.config import Config
+    from core.inference import Predictor
+    from core.model import build_model, save_model
+
+    config = Config(image_size=32, width=8)
+    save_model(build_model(config), tmp_path, config)
+    predictor = Predictor(tmp_path)
+    batch = rng.integers(0, 255, (6, 32, 32, 3)).astype(np.uint8)
+    _, raw = predictor.predict_distributions(batch)
+    calibration = AgeCalibration({b: (1.0,) * len(LEVELS) for b in ("0-12", "13-19", "20-39", "40-59", "60+")},
+                                 {}, "test", gender_temperature=0.6)
+    calibration.save(tmp_path)
+    assert load_calibration(tmp_path).gender_temperature == 0.6
+    _, tempered = predictor.predict_distributions(batch)  # the Predictor notices the new file
+    assert tempered == pytest.approx(temper(raw, 0.6), abs=1e-6)
+    assert predictor.predict_distributions(batch, raw=True)[1] == pytest.approx(raw, abs=1e-6)
