@@ -79,8 +79,9 @@ ARCHITECTURE_BUILDERS = {"resnet": _resnet_features, "mobilenetv2": _mobilenet_f
 assert tuple(ARCHITECTURE_BUILDERS) == ARCHITECTURES, "core.config.ARCHITECTURES names the builders here"
 
 
-def build_model(config: Config) -> keras.Model:
-    """A fresh, uncompiled multi-task model taking uint8-range RGB images of `config.image_size`."""
+def build_model(config: Config, embedding_size: int = 0) -> keras.Model:
+    """A fresh, uncompiled multi-task model taking uint8-range RGB images of `config.image_size`;
+    with `embedding_size` > 0 also the training-only `embedding` head (feature distillation)."""
     if config.architecture not in ARCHITECTURE_BUILDERS:
         raise ValueError(f"unknown architecture {config.architecture!r}; choose from {list(ARCHITECTURES)}")
     inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
@@ -90,17 +91,9 @@ def build_model(config: Config) -> keras.Model:
     x = layers.Dropout(config.dropout)(features)
     outputs = {"gender": layers.Dense(1, activation="sigmoid", name="gender")(x),
                "age": layers.Dense(config.max_age + 1, activation="softmax", name="age")(x)}
-    if config.embedding_teacher:  # feature distillation (core.training.EmbeddingLoss); not saved with the model
-        outputs["embedding"] = layers.Dense(embedding_size(config.embedding_teacher), name="embedding")(features)
+    if embedding_size:  # feature distillation (core.training.EmbeddingLoss); not saved with the model
+        outputs["embedding"] = layers.Dense(embedding_size, name="embedding")(features)
     return keras.Model(inputs, outputs, name="age_gender_net")
-
-
-def embedding_size(path: str | Path) -> int:
-    """Length of the embeddings in a teacher .npz (tools/teacher_labels.py embed)."""
-    import numpy as np
-
-    with np.load(path) as cache:
-        return int(cache["embeddings"].shape[1])
 
 
 def save_atomically(model: keras.Model, path: Path) -> None:

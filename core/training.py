@@ -355,7 +355,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
             print(f"{out} has no checkpoint (it stopped before its first epoch finished): training it "
                   f"from epoch 1 with its saved settings and split", flush=True)
         (out / HISTORY_FILE).unlink(missing_ok=True)
-        model = build_model(config)
+        model = build_model(config, 0 if embedding_teacher is None else embedding_teacher.shape[1])
         compile_model(model, config)
     print(f"training on {parts['train'].sum()} images, validating on {parts['val'].sum()}, "
           f"testing on {parts['test'].sum()}; {model.count_params():,} parameters", flush=True)
