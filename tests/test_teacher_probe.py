@@ -43,3 +43,27 @@ def test_probe_answers_every_file_and_is_fitted_on_train_only(tmp_path, capsys):
     probe = pd.read_csv(tmp_path / "probe.csv")
     assert probe["file"].tolist() == files and probe["p_female"].between(0, 1).all()
     assert ((probe["p_female"] >= 0.5) == (genders == 1)).tolist() == [True] * 50 + [False] * 10
+
+
+def test_student_views_are_our_aligned_crops_and_faceless_images_are_left_out(tmp_path, utkface_dir, capsys):
+    from PIL import Image
+
+    from core.faces import align_face, build_detector
+    from core.images import load_image
+    from tests._faces_fixtures import face_free, one_face_photo, utk_crops
+
+    (crop_path, age, gender), = utk_crops(utkface_dir, 1, seed=3)
+    photo = one_face_photo(load_image(crop_path), side=220, seed=0)
+    Image.fromarray(photo).save(tmp_path / "face.png")
+    Image.fromarray(face_free(640, 480, seed=10_000)).save(tmp_path / "none.png")
+    table = pd.DataFrame({"file": ["face.png", "none.png"], "path": [str(tmp_path / "face.png"), str(tmp_path / "none.png")],
+                          "age": [age, 30], "gender": [gender, 0]})
+    (tmp_path / "views").mkdir()
+    views = teacher_labels.student_views(table, 48, tmp_path / "views")
+    assert "48 px: 1 faces, 1 image(s) without a face left out" in capsys.readouterr().out
+    assert views["file"].tolist() == ["face.png"] and views["age"].tolist() == [age]
+    view = np.asarray(Image.open(views["path"][0]))
+    assert view.shape == (200, 200, 3)
+    small = align_face(photo, build_detector().detect(photo)[0], 48)
+    back = np.asarray(Image.fromarray(view).resize((48, 48), Image.BOX), float)
+    assert np.abs(back - small).mean() < 4  # the 48 px crop, scaled up: nothing finer than 48 px survives
