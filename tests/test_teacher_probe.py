@@ -60,7 +60,7 @@ def test_student_views_are_our_aligned_crops_and_faceless_images_are_left_out(tm
                           "age": [age, 30], "gender": [gender, 0]})
     (tmp_path / "views").mkdir()
     views = teacher_labels.student_views(table, 48, tmp_path / "views")
-    assert "48 px: 1 faces, 1 image(s) without a face left out" in capsys.readouterr().out
+    assert "48 px: 1 faces, 1 image(s) unreadable or without a face left out" in capsys.readouterr().out
     assert views["file"].tolist() == ["face.png"] and views["age"].tolist() == [age]
     view = np.asarray(Image.open(views["path"][0]))
     assert view.shape == (200, 200, 3)

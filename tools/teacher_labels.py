@@ -198,22 +198,20 @@ def student_views(table: pd.DataFrame, size: int, folder: Path) -> pd.DataFrame:
     from core.faces import CROP_SIZE, align_face, build_detector
     from core.images import ImageError, load_image
 
-    detector, rows, missed = build_detector(), [], 0
-    for k, row in enumerate(table.itertuples()):
+    detector, views = build_detector(), {}
+    for k, source in zip(table.index, table["path"]):
         try:
-            image = load_image(row.path)
+            image = load_image(source)
         except ImageError:
-            image = None
-        faces = detector.detect(image) if image is not None else []
-        if not faces:
-            missed += 1
             continue
-        crop = cv2.resize(align_face(image, faces[0], size), (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
-        path = folder / f"view{k}.png"
-        Image.fromarray(crop).save(path)
-        rows.append({**row._asdict(), "path": str(path)})
-    print(f"student views at {size} px: {len(rows)} faces, {missed} image(s) without a face left out", flush=True)
-    return pd.DataFrame(rows).drop(columns="Index")
+        faces = detector.detect(image)
+        if faces:
+            crop = align_face(image, faces[0], size)
+            views[k] = folder / f"view{k}.png"
+            Image.fromarray(cv2.resize(crop, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)).save(views[k])
+    print(f"student views at {size} px: {len(views)} faces, {len(table) - len(views)} image(s) unreadable or without a face "
+          "left out", flush=True)
+    return table.loc[list(views)].assign(path=[str(path) for path in views.values()])
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 25) -> np.ndarray:
