@@ -17,7 +17,7 @@ import pytest
 from core.analysis import FaceAnalyzer, FaceResult, face_result
 from core.batch import COLUMNS, analyze_images, cli_main
 from core.calibration import LEVELS, AgeCalibration, age_check, fit, load_calibration, needed_factors
-from core.config import PROJECT_ROOT, AnswerSettings
+from core.config import AGE_BAND_NAMES, PROJECT_ROOT, AnswerSettings
 from core.datasets import load_dataset, select_split
 from core.faces import Face
 from core.inference import Prediction, Predictor
@@ -56,7 +56,7 @@ def test_the_needed_factor_is_the_smallest_that_covers():
     dist = gaussians([30.0, 30.0, 30.0])
     factors = needed_factors(dist, np.array([30, 36, 20]))
     assert factors[0] == 0
-    calibration = AgeCalibration({band: (1.0,) * len(LEVELS) for band in ("0-12", "13-19", "20-39", "40-59", "60+")},
+    calibration = AgeCalibration({band: (1.0,) * len(LEVELS) for band in AGE_BAND_NAMES},
                                  {}, "test")
     for factor, age in zip(factors[1:], (36, 20)):
         scaled = AgeCalibration({b: (factor,) * len(LEVELS) for b in calibration.factors}, {}, "test")
@@ -276,7 +276,7 @@ def test_gender_temperature_undoes_under_confidence_and_predictor_applies_it(tmp
     predictor = Predictor(tmp_path)
     batch = rng.integers(0, 255, (6, 32, 32, 3)).astype(np.uint8)
     _, raw = predictor.predict_distributions(batch)
-    calibration = AgeCalibration({b: (1.0,) * len(LEVELS) for b in ("0-12", "13-19", "20-39", "40-59", "60+")},
+    calibration = AgeCalibration({band: (1.0,) * len(LEVELS) for band in AGE_BAND_NAMES},
                                  {}, "test", gender_temperature=0.6)
     calibration.save(tmp_path)
     assert load_calibration(tmp_path).gender_temperature == 0.6
