@@ -99,6 +99,9 @@ class Config:
     degrade: float = _option(0.0, "chance of each real-photo corruption per training image (blur, JPEG, noise, "
                                   "low resolution and light, colour cast, grey, occlusion bands, yaw); 0 = off",
                              low=0.0, high=1.0)
+    face_only: float = _option(0.0, "chance per training image of hiding everything outside the inner face (hair, "
+                                     "ears, background) behind a flat colour, so gender is not read from the "
+                                     "hairstyle; 0 = off", low=0.0, high=1.0)
     realign: bool = _option(False, "re-crop training images with the project's own face detector and aligner "
                                    "(as photos are cropped in use) instead of the dataset's crops")
     teacher: str = _option("", "knowledge distillation: CSV of cached teacher outputs (file, p_female, age; made by "

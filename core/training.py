@@ -29,7 +29,7 @@ from .quiet import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from .augment import augment_batch, degrade_images  # noqa: E402
+from .augment import augment_batch, degrade_images, hide_outside_face  # noqa: E402
 from .config import Config  # noqa: E402
 from .datasets import DatasetError, label_table, load_dataset, load_images, read_split, split_dataset  # noqa: E402
 from .model import build_model, save_atomically, save_model  # noqa: E402
@@ -236,6 +236,8 @@ def make_pipeline(images: np.ndarray, ages: np.ndarray, genders: np.ndarray, con
                                              num_parallel_calls=tf.data.AUTOTUNE)
     if training and config.degrade > 0:
         data = data.map(lambda x, y: (degrade_images(x, config.degrade), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and config.face_only > 0:
+        data = data.map(lambda x, y: (hide_outside_face(x, config.face_only), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training and config.augment:
         data = data.map(lambda x, y: (augment_batch(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)

@@ -8,7 +8,7 @@ from core.config import Config
 from core.inference import Predictor
 from core.model import build_model, load_model, save_model
 from core.training import HISTORY_COLUMNS, HISTORY_FILE, RunRecorder, TrainingStopped, cosine_schedule, train
-from tests.helpers import write_utkface_folder
+from tests.helpers import synthetic_face, write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=5, batch_size=16, learning_rate=3e-3, augment=True,
                 val_fraction=0.2, test_fraction=0.2, early_stopping_patience=10)
@@ -193,3 +193,35 @@ def test_realigned_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_di
     for i in range(4):
         photo = load_image(table["path"].iloc[i])
         assert np.array_equal(out[i], align_face(photo, detector.detect(photo)[0], 48))
+
+
+def test_face_only_hides_the_hair_and_background_of_the_chosen_crops_and_keeps_the_face():
+    from core.augment import FACE_ELLIPSE, hide_outside_face
+
+    images = np.stack([synthetic_face(30, i % 2, seed=i) for i in range(64)]).astype(np.float32)
+    size = images.shape[1]
+    line = (np.arange(size) + 0.5) / size
+    cx, cy, half_width, half_height = FACE_ELLIPSE
+    inside = ((line[None, :] - cx) / half_width) ** 2 + ((line[:, None] - cy) / half_height) ** 2 <= 1
+    assert 0.6 < inside.mean() < 0.7 and inside[size // 2, size // 2] and not inside[0, 0]
+    np.testing.assert_array_equal(hide_outside_face(images, 0.0).numpy(), images)
+    hidden = hide_outside_face(images, 1.0).numpy()
+    np.testing.assert_array_equal(hidden[:, inside], images[:, inside])  # the face is untouched
+    outside = hidden[:, ~inside]  # (n, pixels, 3): one flat colour per image
+    assert (np.ptp(outside, axis=1) == 0).all() and outside.min() >= 0 and outside.max() <= 255
+    assert not np.array_equal(hidden[:, ~inside], images[:, ~inside])
+    some = hide_outside_face(images, 0.5).numpy()
+    changed = (some != images).any(axis=(1, 2, 3))
+    assert 16 < changed.sum() < 48  # about half of the 64 crops
+
+
+def test_training_pipeline_hides_the_hair_when_asked():
+    from core.training import make_pipeline
+
+    images = np.stack([synthetic_face(30, i % 2, seed=i) for i in range(8)])
+    ages, genders = np.full(8, 30), np.arange(8) % 2
+    batch, _ = next(iter(make_pipeline(images, ages, genders, Config(batch_size=8, face_only=1.0, augment=False),
+                                       training=True)))
+    corners = batch.numpy()[:, :3, :3].reshape(8, -1, 3)
+    assert (np.ptp(corners, axis=1) == 0).all()  # the corners are outside the face: flat
+    assert not np.array_equal(batch.numpy(), images.astype(np.float32))
