@@ -1,0 +1,73 @@
+"""What averaging several trained models would gain: each model alone against the mean of them.
+
+Why: when candidates trained with different recipes or seeds differ by run-to-run noise, the
+mean of their answers (p_female and point age) shows how much of the remaining error is that
+noise (which averaging removes) and how much every model shares (which only a better recipe or
+more data can remove). Scored exactly as `python -m core evaluate` scores (`core.evaluation`):
+the UTKFace validation and test splits of the first model's split.csv (every model must share
+it) and face-research-lab through the photo pipeline.
+
+    .venv/bin/python bench/ensemble.py RUN RUN [RUN ...]
+
+Last line: JSON with gender accuracy and MAE of every model and of the mean, per set.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from core.config import DEFAULT_DATASET_DIR, gender_of  # noqa: E402
+from core.datasets import load_dataset, read_split, select_split  # noqa: E402
+from core.evaluation import evaluate, score  # noqa: E402
+from core.inference import Predictor  # noqa: E402
+
+FACE_RESEARCH_LAB = ROOT.parent / "shared" / "datasets" / "face-research-lab"
+
+
+def averaged(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The first table with p_female and age_pred replaced by the mean over the models, on the
+    images every model scored (a photo pipeline may skip different photos per model)."""
+    common = set.intersection(*(set(table["file"]) for table in tables))
+    tables = [table[table["file"].isin(common)].sort_values("file", ignore_index=True) for table in tables]
+    mean = tables[0].copy()
+    mean["p_female"] = np.mean([table["p_female"].to_numpy() for table in tables], axis=0)
+    mean["age_pred"] = np.mean([table["age_pred"].to_numpy() for table in tables], axis=0)
+    mean["gender_pred"] = [gender_of(p) for p in mean["p_female"]]
+    return mean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="model folders (two or more)")
+    parser.add_argument("--utkface", type=Path, default=DEFAULT_DATASET_DIR)
+    args = parser.parse_args()
+    splits = [read_split(run) for run in args.runs]
+    if any(split is None or not split.equals(splits[0]) for split in splits):
+        raise SystemExit("error: the models must share one split.csv (same data and seed)")
+    utkface = load_dataset(args.utkface)
+    sets = {name: select_split(utkface, args.runs[0], name) for name in ("val", "test")}
+    if FACE_RESEARCH_LAB.is_dir():
+        sets["face-research-lab"] = load_dataset(FACE_RESEARCH_LAB)
+    predictors = [Predictor(run) for run in args.runs]
+    results = {}
+    for set_name, table in sets.items():
+        tables = [evaluate(predictor, table)[1] for predictor in predictors]
+        rows = {run.name: score(predictions) for run, predictions in zip(args.runs, tables)}
+        rows["mean of all"] = score(averaged(tables))
+        results[set_name] = {name: {"gender_accuracy": round(m["gender_accuracy"] * 100, 2),
+                                    "age_mae": round(m["age_mae"], 2), "n": m["n"]} for name, m in rows.items()}
+        for name, m in results[set_name].items():
+            print(f"{set_name:18s} {name:24s} gender {m['gender_accuracy']:6.2f} %  MAE {m['age_mae']:5.2f}  (n {m['n']})")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
