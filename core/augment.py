@@ -66,9 +66,10 @@ def degrade_images(images: tf.Tensor, probability: float) -> tf.Tensor:
 def hide_outside_face(images: tf.Tensor, probability: float) -> tf.Tensor:
     """With `probability` per image, everything outside FACE_ELLIPSE (hair, ears, neck,
     background) becomes one flat random colour, so the model must also read gender and age from
-    the face itself. Why: a model trained on UTKFace leans on the hairstyle, which misleads on
-    real photos (women with their hair tied back read as men: every face-research-lab error of
-    Model 2). Run before `augment_batch`, whose warp then moves the ellipse with the face."""
+    the face itself, not only from the hairstyle. Made to test whether the hairstyle is why women
+    with their hair tied back read as men (all of Model 2's face-research-lab errors); at 0.4 it
+    did not fix them (models/default/MODEL_CARD.md). Run before `augment_batch`, whose warp then
+    moves the ellipse with the face."""
     n, size = tf.shape(images)[0], tf.shape(images)[1]
     line = (tf.range(size, dtype=tf.float32) + 0.5) / tf.cast(size, tf.float32)
     cx, cy, half_width, half_height = FACE_ELLIPSE
