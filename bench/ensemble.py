@@ -34,7 +34,8 @@ FACE_RESEARCH_LAB = ROOT.parent / "shared" / "datasets" / "face-research-lab"
 
 def averaged(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """The first table with p_female and age_pred replaced by the mean over the models, on the
-    images every model scored (a photo pipeline may skip different photos per model)."""
+    images every model scored (detection does not depend on the model, so these are normally
+    all of them; the intersection only guarantees a like-for-like mean)."""
     common = set.intersection(*(set(table["file"]) for table in tables))
     tables = [table[table["file"].isin(common)].sort_values("file", ignore_index=True) for table in tables]
     mean = tables[0].copy()
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="model folders (two or more)")
     parser.add_argument("--utkface", type=Path, default=DEFAULT_DATASET_DIR)
     args = parser.parse_args()
+    if len(args.runs) < 2:
+        parser.error("give two or more model folders")
     splits = [read_split(run) for run in args.runs]
     if any(split is None or not split.equals(splits[0]) for split in splits):
         raise SystemExit("error: the models must share one split.csv (same data and seed)")

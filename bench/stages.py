@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from batch import make_photos  # noqa: E402
 import numpy as np  # noqa: E402
 
+from batch import make_photos  # noqa: E402
 from core.analysis import FaceAnalyzer, load_photo  # noqa: E402
 from core.batch import BATCH_FACES  # noqa: E402
 from core.config import DEFAULT_MODEL_DIR, DETECTORS  # noqa: E402
@@ -73,12 +73,13 @@ def main() -> None:
             ms["model"].append(timed(analyzer.predict, chunk)[1] / len(chunk) * faces_per_photo)
     medians = {step: round(statistics.median(values), 2) for step, values in ms.items()}
     total = sum(medians.values())
-    for step, value in list(medians.items()):
+    for step, value in medians.items():
         print(f"{step:8s} {value:6.2f} ms  {value / total:5.1%}")
         if step == "detect" and full_pass:
-            full = round(statistics.median(full_pass), 2)
-            print(f"  full-size pass {full:6.2f} ms, the rest {value - full:5.2f} ms")
-            medians["detect_full_pass"] = full
+            print(f"  full-size pass {statistics.median(full_pass):6.2f} ms, the rest "
+                  f"{value - statistics.median(full_pass):5.2f} ms")
+    if full_pass:
+        medians["detect_full_pass"] = round(statistics.median(full_pass), 2)
     print(f"total    {total:6.2f} ms CPU per photo (one thread; {args.photos} one-face 640x480 JPEGs)")
     print(json.dumps({"cpu_ms_per_photo": medians, "total_ms": round(total, 2), "photos": args.photos,
                       "detector": args.detector}))
