@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import images
 from core.images import ImageError, decode_image, load_image, resize_square
 
 
@@ -24,6 +25,23 @@ def test_rgb_jpeg_roundtrip(tmp_path):
     image = load_image(path)
     assert image.shape == (40, 60, 3) and image.dtype == np.uint8
     assert image[20, 10, 0] > 180 and image[20, 50, 0] < 20
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"subsampling": 0}])
+def test_plain_jpegs_decode_to_pillows_pixels_by_the_fast_path(monkeypatch, options):
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(0, 255, 96)[None, :, None] * np.ones((64, 1, 3))
+    array = np.clip(ramp + rng.normal(0, 30, (64, 96, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=80, **options)
+    fast = []
+    original = images._plain_jpeg
+    monkeypatch.setattr(images, "_plain_jpeg", lambda *args: fast.append(original(*args)) or fast[-1])
+    decoded = load_image(buffer.getvalue())
+    assert fast[0] is not None  # OpenCV decoded it
+    assert np.array_equal(decoded, np.asarray(Image.open(buffer).convert("RGB")))
+    with_trailer = load_image(buffer.getvalue() + b"camera maker notes")  # not ending in the end marker
+    assert fast[1] is None and np.array_equal(with_trailer, decoded)
 
 
 def test_grayscale_rgba_and_16_bit_become_rgb():

@@ -7,7 +7,11 @@ depthwise convolutions, ReLU, 2x2 max-pooling, nearest upsampling, additions, si
 is rebuilt here layer by layer in Keras from the ONNX nodes, with the block-quantized weights
 dequantized exactly as ONNX's DequantizeLinear defines, and exported with a free input height
 and width. Two changes that do not alter the maths: the input is RGB (the first convolution's
-input channels are reversed, where OpenCV feeds BGR) and the graph works channels-last.
+input channels are reversed, where OpenCV feeds BGR) and the graph works channels-last. And
+every shape in the graph is static but the image's height and width (batch of one, the
+upsampling as DEPTH_TO_SPACE, the heads' reshapes with constant shapes): Keras' UpSampling2D and
+Reshape export as SHAPE/STRIDED_SLICE/PACK/TILE ops (56 in all) that XNNPACK does not run, which
+split the graph and make LiteRT prepare part of it again at every call.
 
 Developer tool, run once when the weights change (needs `pip install onnx==1.23.2` besides the
 project's requirements); tests/test_yunet.py checks the result against OpenCV's own detector:
@@ -51,6 +55,15 @@ def dequantized(nodes, constants: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return values
 
 
+def _doubled(x):
+    """2x nearest-neighbour upsampling written as DEPTH_TO_SPACE of four copies of the channels
+    (each output pixel of a 2x2 block takes one copy, i.e. its input pixel)."""
+    import keras
+    import tensorflow as tf
+
+    return tf.nn.depth_to_space(keras.ops.concatenate([x] * 4, axis=-1), 2)
+
+
 def build_keras(path: Path):
     """The YuNet graph as a Keras model: RGB float 0-255 input of any size divisible by 32, one
     output (1, cells, 16): every cell of the stride-8 grid row by row, then stride 16, then 32,
@@ -62,7 +75,7 @@ def build_keras(path: Path):
 
     graph = onnx.load(str(path)).graph
     values = dequantized(graph.node, {i.name: numpy_helper.to_array(i) for i in graph.initializer})
-    image = keras.Input((None, None, 3), name="input")
+    image = keras.Input((None, None, 3), batch_size=1, name="input")
     tensors = {graph.input[0].name: image}
     first_conv = True
     for node in graph.node:
@@ -96,7 +109,7 @@ def build_keras(path: Path):
             tensors[node.output[0]] = keras.layers.MaxPooling2D(2)(inputs[0])
         elif node.op_type == "Resize":
             assert attributes["mode"] == b"nearest"
-            tensors[node.output[0]] = keras.layers.UpSampling2D(2, interpolation="nearest")(inputs[0])
+            tensors[node.output[0]] = keras.layers.Lambda(_doubled)(inputs[0])
         elif node.op_type == "Add":
             tensors[node.output[0]] = keras.layers.Add()(inputs)
         elif node.op_type == "Transpose":  # NCHW -> NHWC before each head's flattening: a no-op here
@@ -104,7 +117,7 @@ def build_keras(path: Path):
             tensors[node.output[0]] = inputs[0]
         elif node.op_type == "Reshape" and inputs[0] is not None:  # (1, H, W, C) -> (1, H*W, C)
             channels = int(values[node.input[1]][-1])
-            tensors[node.output[0]] = keras.layers.Reshape((-1, channels))(inputs[0])
+            tensors[node.output[0]] = keras.layers.Lambda(lambda x, c=channels: keras.ops.reshape(x, (1, -1, c)))(inputs[0])
         elif node.op_type not in ("DequantizeLinear", "Reshape"):
             raise ValueError(f"unsupported ONNX op {node.op_type}")
     per_stride = [keras.layers.Concatenate()([tensors[f"{head}_{stride}"] for head in HEADS]) for stride in STRIDES]
