@@ -21,11 +21,11 @@ from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from .analysis import FaceAnalyzer, Photo, load_photo
@@ -38,6 +38,9 @@ from .inference import Predictor
 from .quality import QUALITY_COLUMNS, Quality
 from .runs import ModelError
 from .spreadsheet import read_safe_csv, safe_cell
+
+if TYPE_CHECKING:  # pandas is imported where frames are made: the CLI's run needs none
+    import pandas as pd
 
 COLUMNS = ["file", "status", "face", "x", "y", "w", "h", "det_score", "age", "age_low", "age_high", "gender",
            "p_female", "gender_confidence", "age_threshold", "age_check", *QUALITY_COLUMNS, "error"]
@@ -211,6 +214,8 @@ def read_results(path: Path) -> pd.DataFrame:
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows as a frame with all COLUMNS, each of one type whatever its cells: integer columns stay
     integers despite empty cells, and a text column with no text is still text."""
+    import pandas as pd
+
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in INTEGER_COLUMNS:
         table[column] = table[column].astype("Int64")
@@ -265,27 +270,27 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"not a folder: {args.folder}")
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        done = _rows_kept_for_resume(args.out) if args.resume else frame([])
+        done = _rows_kept_for_resume(args.out) if args.resume else []
         engine = _engine(args)
         files, problems, notes = engine.scan(args.folder, args.recursive)
     except (OSError, ModelError, ValueError) as exc:
         return _fail(str(exc))
-    finished = set(done["file"])
+    finished = {row["file"] for row in done}
     todo = [(name, path) for name, path in files if name not in finished]
     problems = [row for row in problems if row["file"] not in finished]
+    totals = Totals()
+    totals.add(done)
     start = time.perf_counter()
     try:
-        with _open_output(args.out, append=not done.empty) as writer, \
+        with _open_output(args.out, append=bool(done)) as writer, \
                 tqdm(total=len(todo), unit="img", desc="analysing", dynamic_ncols=True, disable=None) as bar:
-            writer.write(problems)
-            for rows in engine.rows(todo, lambda n, _total: bar.update(n - bar.n)):
+            for rows in chain([problems], engine.rows(todo, lambda n, _total: bar.update(n - bar.n))):
                 writer.write(rows)
+                totals.add(rows)
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
-    table = read_results(args.out)
-    table.attrs["notes"] = notes
-    print(summary(table, time.perf_counter() - start, args.out, analysed=len(todo)))
-    return 0 if table["status"].isin(["ok", "uncertain", "no_face"]).any() else 1
+    print(totals.summary(time.perf_counter() - start, args.out, analysed=len(todo), notes=notes))
+    return 0 if totals.analysed_any else 1
 
 
 def _detector(args: argparse.Namespace):
@@ -354,15 +359,17 @@ def _is_parts(out: Path) -> bool:
     return out.suffix == ".parquet"
 
 
-def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
-    """The rows of an interrupted run worth keeping, rewritten so the CSV holds only them: a
-    half-written last line is dropped, and so are the rows of the last file (a kill may have
-    cut between the rows of its faces), which is analysed again. Parquet parts are written
-    whole, so all of theirs are kept."""
+def _rows_kept_for_resume(out: Path) -> list[dict]:
+    """The rows of an interrupted run worth keeping (None for empty cells), rewritten so the CSV
+    holds only them: a half-written last line is dropped, and so are the rows of the last file
+    (a kill may have cut between the rows of its faces), which is analysed again. Parquet parts
+    are written whole, so all of theirs are kept."""
     if _is_parts(out):
-        return read_results(out)
+        return _records(read_results(out))
     if not out.is_file() or out.stat().st_size == 0:
-        return frame([])
+        return []
+    import pandas as pd
+
     text = out.read_text(encoding="utf-8", errors="replace")
     try:
         raw = read_safe_csv(io.StringIO(text[:text.rfind("\n") + 1]))  # without a half-written last line
@@ -373,41 +380,78 @@ def _rows_kept_for_resume(out: Path) -> pd.DataFrame:
     table = frame(raw.to_dict("records"))
     if not table.empty:
         table = table[table["file"] != table["file"].iloc[-1]]
+    rows = _records(table)
     partial = out.with_name(f".partial-{out.name}")
     with _open_output(partial, append=False) as writer:
-        writer.write(table.astype(object).where(table.notna(), None).to_dict("records"))
+        writer.write(rows)
     os.replace(partial, out)
-    return table
+    return rows
 
 
-def summary(table: pd.DataFrame, elapsed: float, out: Path | None = None, analysed: int | None = None) -> str:
-    """Plain-text totals: files, faces, no-face, errors (grouped by reason), images/s."""
-    per_file = table.drop_duplicates("file")
-    counts = per_file["status"].value_counts()
-    files = len(per_file)
-    analysed = files if analysed is None else analysed
-    resumed = f" ({files - analysed} from the earlier run)" if analysed != files else ""
-    faces = table[table["status"].isin(FACE_STATUSES)]
-    lines = [f"{files} files{resumed}, {len(faces)} faces, "
-             f"{counts.get('no_face', 0)} without a face, {counts.get('error', 0)} errors "
-             f"in {elapsed:.1f} s ({analysed / max(elapsed, 1e-9):.1f} images/s)"]
-    if len(faces) and faces["quality"].notna().any():
-        poor = faces[faces["quality"] == "poor"]
-        issues = Counter(issue for text in poor["quality_issues"].dropna() for issue in str(text).split(";") if issue)
-        detail = ", ".join(f"{issue} {n}" for issue, n in issues.most_common())
-        lines.append(f"  quality: {len(poor)} poor faces ({detail or 'none'}), "
-                     f"{int((faces['status'] == 'uncertain').sum())} reported as uncertain")
-    if len(faces) and faces["age_check"].notna().any():
-        tally = faces["age_check"].value_counts()
-        lines.append(f"  age check at {faces['age_threshold'].iloc[0]:g}: "
-                     + ", ".join(f"{name} {tally.get(name, 0)}" for name in AGE_CHECKS))
-    errors = per_file.loc[per_file["status"] == "error", "error"]
-    reasons = Counter(str(text).split(" (")[0] for text in errors)
-    lines += [f"  error: {reason} ({n})" for reason, n in reasons.most_common()]
-    lines += [f"  note: {note}" for note in table.attrs.get("notes", [])]
-    if out is not None:
-        lines.append(f"results: {out}")
-    return "\n".join(lines)
+def _records(table: pd.DataFrame) -> list[dict]:
+    return table.astype(object).where(table.notna(), None).to_dict("records")
+
+
+class Totals:
+    """Running totals of a run's rows for the summary printed at its end: kept as the rows
+    stream past, so the summary costs neither memory nor a re-read of the results (nor
+    pandas' import, a third of the command's start-up). Rows of one file always come
+    together (one image's rows are written at once), so a file is counted at its first row."""
+
+    def __init__(self):
+        self.files = Counter()  # files by the status of their first row
+        self.faces = self.uncertain = self.poor = 0
+        self.graded = False  # whether any face has a quality grade
+        self.issues = Counter()  # quality issues of the poor faces
+        self.age_checks, self.age_threshold = Counter(), None
+        self.errors = Counter()  # files by the reason of their error
+        self._last_file = None
+
+    @property
+    def analysed_any(self) -> bool:
+        """Whether at least one image could be analysed (faces or not): the exit code's test."""
+        return any(self.files[status] for status in (*FACE_STATUSES, "no_face"))
+
+    def add(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            status = row["status"]
+            if row["file"] != self._last_file:
+                self._last_file = row["file"]
+                self.files[status] += 1
+                if status == "error":
+                    self.errors[str(row.get("error")).split(" (")[0]] += 1
+            if status not in FACE_STATUSES:
+                continue
+            self.faces += 1
+            self.uncertain += status == "uncertain"
+            self.graded = self.graded or row.get("quality") is not None
+            if row.get("quality") == "poor":
+                self.poor += 1
+                self.issues.update(issue for issue in (row.get("quality_issues") or "").split(";") if issue)
+            if row.get("age_check") is not None:
+                self.age_checks[row["age_check"]] += 1
+                self.age_threshold = row["age_threshold"] if self.age_threshold is None else self.age_threshold
+
+    def summary(self, elapsed: float, out: Path | None = None, analysed: int | None = None,
+                notes: Sequence[str] = ()) -> str:
+        """Plain-text totals: files, faces, no-face, errors (grouped by reason), images/s."""
+        files = sum(self.files.values())
+        analysed = files if analysed is None else analysed
+        resumed = f" ({files - analysed} from the earlier run)" if analysed != files else ""
+        lines = [f"{files} files{resumed}, {self.faces} faces, "
+                 f"{self.files['no_face']} without a face, {self.files['error']} errors "
+                 f"in {elapsed:.1f} s ({analysed / max(elapsed, 1e-9):.1f} images/s)"]
+        if self.graded:
+            detail = ", ".join(f"{issue} {n}" for issue, n in self.issues.most_common())
+            lines.append(f"  quality: {self.poor} poor faces ({detail or 'none'}), {self.uncertain} reported as uncertain")
+        if self.age_checks:
+            lines.append(f"  age check at {self.age_threshold:g}: "
+                         + ", ".join(f"{name} {self.age_checks[name]}" for name in AGE_CHECKS))
+        lines += [f"  error: {reason} ({n})" for reason, n in self.errors.most_common()]
+        lines += [f"  note: {note}" for note in notes]
+        if out is not None:
+            lines.append(f"results: {out}")
+        return "\n".join(lines)
 
 
 def _fail(message: str) -> int:

@@ -9,9 +9,10 @@ reverses exactly: `read_safe_csv` removes one leading apostrophe from every text
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # imported by the functions that need it: writing a CSV row does not
+    import pandas as pd
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 TEXT_COLUMNS = ("file", "error")
@@ -36,6 +37,8 @@ def to_safe_csv(table: pd.DataFrame) -> str:
 
 def read_safe_csv(path: str | Path | IO[str]) -> pd.DataFrame:
     """A CSV written with `safe_cell`s, with the original text restored in the text columns."""
+    import pandas as pd
+
     table = pd.read_csv(path, dtype={column: "string" for column in TEXT_COLUMNS}, keep_default_na=False,
                         na_values=[""])
     for column in TEXT_COLUMNS:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 
 from _faces_fixtures import background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
 from core.analysis import FaceAnalyzer, FaceResult
-from core.batch import COLUMNS, analyze_folder, analyze_images, cli_main, list_images
+from core.batch import COLUMNS, Totals, analyze_folder, analyze_images, cli_main, list_images
+from core.config import PROJECT_ROOT
 from core.drawing import draw_faces
 from core.faces import FaceDetector
 from core.images import load_image
@@ -296,3 +299,45 @@ def test_resume_refuses_a_file_that_is_not_batch_results(tmp_path, tiny_model_di
     out.write_text("name,value\na,1\n")
     assert cli_main([str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_dir), "--resume"]) == 2
     assert "cannot resume from" in capsys.readouterr().err and out.read_text() == "name,value\na,1\n"
+
+
+def test_totals_count_files_once_and_faces_by_quality_and_age_check():
+    face = dict(status="ok", quality="good", quality_issues=None, age_check="over", age_threshold=18.0)
+    totals = Totals()
+    totals.add([{"file": "kept.jpg", **face}])  # a row kept from an earlier run
+    totals.add([{"file": "two.jpg", **face},
+                {"file": "two.jpg", **face, "status": "uncertain", "quality": "poor", "quality_issues": "small;blurry",
+                 "age_check": "uncertain"},
+                {"file": "none.jpg", "status": "no_face"},
+                {"file": "bad.jpg", "status": "error", "error": "empty file (0 bytes)"},
+                {"file": "worse.jpg", "status": "error", "error": "empty file (0 bytes)"}])
+    text = totals.summary(2.0, analysed=4)
+    assert text.splitlines() == [
+        "5 files (1 from the earlier run), 3 faces, 1 without a face, 2 errors in 2.0 s (2.0 images/s)",
+        "  quality: 1 poor faces (small 1, blurry 1), 1 reported as uncertain",
+        "  age check at 18: over 2, under 0, uncertain 1",
+        "  error: empty file (2)"]
+    assert totals.analysed_any and not _only_errors().analysed_any
+
+
+def _only_errors() -> Totals:
+    totals = Totals()
+    totals.add([{"file": "bad.jpg", "status": "error", "error": "not a readable image"}])
+    return totals
+
+
+def test_the_batch_command_loads_neither_pandas_nor_tensorflow(tiny_model_dir, tmp_path):
+    """Pandas' import alone was a third of the command's start-up; the CSV and the summary need none."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "noise.jpg").write_bytes(jpeg_bytes(background(320, 240, seed=1)))
+    code = ("import sys; sys.argv = ['core', 'batch', sys.argv[1], '--out', sys.argv[2], '--model', sys.argv[3]]\n"
+            "from core.cli import main\ncode = main()\n"
+            "loaded = [name for name in ('pandas', 'tensorflow', 'keras') if name in sys.modules]\n"
+            "assert not loaded, f'imported {loaded}'\nsys.exit(code)")
+    out = tmp_path / "results.csv"
+    result = subprocess.run([sys.executable, "-c", code, str(folder), str(out), str(tiny_model_dir)],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 files, 0 faces, 1 without a face, 0 errors" in result.stdout
+    assert out.read_text().splitlines()[1].startswith("noise.jpg,no_face,")
