@@ -11,7 +11,7 @@ from _faces_fixtures import background, clear_faces, face_free, paste, pasted_fa
 from core.faces import (DETECTORS, YUNET_TEMPLATE, Face, FaceDetector, align_face, alignment_matrix,
                         build_detector)
 from core.images import load_image
-from core.yunet import WORK_SIDE, YuNetDetector
+from core.yunet import LITERT_WEIGHTS, WORK_SIDE, YuNetDetector
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,18 @@ def test_build_detector_knows_every_name_and_refuses_others():
     assert isinstance(build_detector("blazeface", full_range="never"), FaceDetector)
     with pytest.raises(ValueError, match="yunet"):
         build_detector("haar")
+
+
+def test_the_export_holds_only_ops_xnnpack_runs():
+    """tools/yunet_to_litert.py keeps every shape static but height and width: SHAPE, TILE or
+    STRIDED_SLICE ops (what Keras' UpSampling2D and Reshape export) split the graph and made
+    every detection slower."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    ops = {op["op_name"] for op in Interpreter(model_path=str(LITERT_WEIGHTS))._get_ops_details()}
+    assert "CONV_2D" in ops and "DEPTH_TO_SPACE" in ops
+    assert ops <= {"CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "MAX_POOL_2D", "DEPTH_TO_SPACE", "ADD", "LOGISTIC",
+                   "CONCATENATION", "RESHAPE"}, ops
 
 
 def test_template_is_where_yunet_puts_its_landmarks_on_utkface_crops(utkface_dir, yunet):
