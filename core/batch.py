@@ -395,7 +395,7 @@ def _records(table: pd.DataFrame) -> list[dict]:
 class Totals:
     """Running totals of a run's rows for the summary printed at its end: kept as the rows
     stream past, so the summary costs neither memory nor a re-read of the results (nor
-    pandas' import, a third of the command's start-up). Rows of one file always come
+    pandas' import, two thirds of the command's start-up). Rows of one file always come
     together (one image's rows are written at once), so a file is counted at its first row."""
 
     def __init__(self):

@@ -327,7 +327,7 @@ def _only_errors() -> Totals:
 
 
 def test_the_batch_command_loads_neither_pandas_nor_tensorflow(tiny_model_dir, tmp_path):
-    """Pandas' import alone was a third of the command's start-up; the CSV and the summary need none."""
+    """Pandas' import alone was two thirds of the command's start-up; the CSV and the summary need none."""
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "noise.jpg").write_bytes(jpeg_bytes(background(320, 240, seed=1)))
