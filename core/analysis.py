@@ -13,7 +13,7 @@ on poor faces and an age check. `face_result` is the one place these are decided
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol, Sequence, Union
 
 import numpy as np
@@ -106,8 +106,9 @@ class FaceResult(GenderReadout):
 
     def row(self) -> dict:
         """The face as a table row (the batch CSV's face columns)."""
-        values = asdict(self)
-        values.pop("left_eye"), values.pop("right_eye"), values.pop("quality")
+        # a shallow copy: `asdict` would deep-copy the quality measures only for them to be dropped
+        values = {field.name: getattr(self, field.name) for field in fields(self)
+                  if field.name not in ("left_eye", "right_eye", "quality")}
         values["face"] = values.pop("number")
         quality = self.quality.columns() if self.quality is not None else dict.fromkeys(QUALITY_COLUMNS)
         return {**values, "gender": self.gender, "gender_confidence": round(self.gender_confidence, 4), **quality}
