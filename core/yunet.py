@@ -78,11 +78,11 @@ class YuNetDetector:
         where even a face filling the frame is a size YuNet knows (and which costs about a
         sixteenth of the first: 0.43 against 6.8 ms at 640x480). Where both passes find a
         face, the full-size detection is kept, being the sharper, except beyond _UNFRAMED px
-        (working size): there the full-size pass returns
-        parts of the face (boxes of 480-560 px scoring 0.63-0.77 on faces filling a 1000x1000
-        photo, where the close-up finds the face at 0.92-0.95), so such close-up faces compete
-        on score and the parts inside them go. Then each face's landmarks are measured again
-        on its aligned crop (see _remeasured)."""
+        (working size): there the full-size pass returns parts of the face (boxes of 480-560
+        px scoring 0.63-0.77 on faces filling a 1000x1000 photo, where the close-up finds the
+        face at 0.92-0.95), so such close-up faces compete on score and the parts inside them
+        go (bench/closeups.py). Then each face's landmarks are measured again on its aligned
+        crop (see _remeasured)."""
         rgb = as_rgb_uint8(image)
         if rgb is None:
             return []
