@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from _faces_fixtures import background, clear_faces, paste  # noqa: E402
+from _faces_fixtures import background, clear_faces, paste, pasted_face_box  # noqa: E402
 from core.config import DEFAULT_DATASET_DIR, DETECTORS  # noqa: E402
 from core.faces import build_detector, face_boxes  # noqa: E402
 from core.geometry import iou  # noqa: E402
@@ -31,13 +31,6 @@ from core.images import load_image  # noqa: E402
 
 PHOTOS = ((640, 480), (1280, 720), (1000, 1000))
 CROP_SIDES = (0.5, 0.8, 1.1, 1.4, 1.8, 2.2)  # times the photo's shorter side
-
-
-def true_box(own, to_photo: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The crop's own face box carried into the photo (its rotated corners' bounds, clipped)."""
-    corners = np.array([[own.x, own.y, 1], [own.x + own.w, own.y, 1], [own.x, own.y + own.h, 1],
-                        [own.x + own.w, own.y + own.h, 1]]) @ to_photo.T
-    return np.clip([*corners.min(axis=0), *corners.max(axis=0)], 0, [width, height, width, height])
 
 
 def main() -> None:
@@ -56,7 +49,7 @@ def main() -> None:
             for i, (crop, face) in enumerate(zip(crops, own)):
                 photo, rng = background(width, height, seed=i), np.random.default_rng(i)
                 centre = (width * (0.5 + rng.uniform(-0.1, 0.1)), height * (0.5 + rng.uniform(-0.1, 0.1)))
-                truth = true_box(face, paste(photo, crop, centre, side, angle=rng.uniform(-10, 10)), width, height)
+                truth = pasted_face_box(face, paste(photo, crop, centre, side, angle=rng.uniform(-10, 10)), width, height)
                 found = detector.detect(photo)
                 hits = int((iou(face_boxes(found), truth)[:, 0] > 0.5).sum()) if found else 0
                 right += hits >= 1

@@ -44,7 +44,8 @@ _MIN_SIDE = 10  # YuNet finds faces from about 10 px: a narrower image cannot ho
 _LARGEST_FACE = 300  # px: about the largest face YuNet finds reliably (see detect)
 # px, shorter side of the close-up pass (see detect): a quarter of a 640x480 photo, whose 2x2
 # area halvings are OpenCV's fastest shrink; faces of 330-640 px in such photos are found as
-# often as at 160 px (and 550 px ones 40/40 against 39/40), for 0.4 instead of 1.1 ms.
+# often as at 160 px (and 550 px ones 40/40 against 39/40), for 0.5 instead of 1.1 ms
+# (shrink and network).
 _CLOSE_UP = 120
 _NETS_PER_THREAD = 4  # interpreters kept per thread, one per recent input size (see _network)
 # px at working size: faces larger than this are taken from the close-up pass even where the

@@ -100,6 +100,14 @@ def paste(canvas: np.ndarray, crop: np.ndarray, centre: tuple[float, float], sid
     return matrix @ np.vstack([to_crop, [0, 0, 1]])
 
 
+def pasted_face_box(own: Face, to_photo: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The box a crop's own detection `own` covers once pasted by `to_photo` (what `paste`
+    returns): the bounds of its carried corners, clipped to the photo; (x0, y0, x1, y1)."""
+    corners = np.array([[own.x, own.y, 1], [own.x + own.w, own.y, 1], [own.x, own.y + own.h, 1],
+                        [own.x + own.w, own.y + own.h, 1]]) @ to_photo.T
+    return np.clip([*corners.min(axis=0), *corners.max(axis=0)], 0, [width, height, width, height])
+
+
 def pasted_and_aligned(folder: Path, count: int, detector, size: int, seed: int = 11
                        ) -> tuple[list[np.ndarray], np.ndarray]:
     """Clear UTKFace crops, and the same faces pasted into synthetic 640x480 photos (rotated

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from _faces_fixtures import background, clear_faces, face_free, paste, pasted_faces_found, utk_crops
+from _faces_fixtures import (background, clear_faces, face_free, paste, pasted_face_box, pasted_faces_found,
+                             utk_crops)
 from core.faces import (DETECTORS, YUNET_TEMPLATE, Face, FaceDetector, align_face, alignment_matrix,
                         build_detector, face_boxes)
 from core.geometry import iou
@@ -114,14 +115,11 @@ def test_a_close_up_face_larger_than_yunet_sees_at_full_size_is_found(utkface_di
 def test_a_face_filling_the_frame_gets_one_box_round_it_not_boxes_on_its_parts(utkface_dir, yunet):
     """At full size YuNet frames no face beyond ~560 px whole: on a face filling a 1000x1000 photo
     it finds parts of it (0.6-0.77) where the close-up pass finds the face (0.92+). Before the
-    close-up's large faces could win, 21 of 40 such photos got the wrong boxes."""
+    close-up's large faces could win, only 21 of 40 such photos got a right box (bench/closeups.py)."""
     for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 6, yunet, seed=21)):
         crop, photo = load_image(path), background(1000, 1000, seed=i)
         own = yunet.detect(crop)[0]
-        to_photo = paste(photo, crop, (480 + 10 * i, 520 - 10 * i), 800)
-        corners = np.array([[own.x, own.y, 1], [own.x + own.w, own.y + own.h, 1],
-                            [own.x + own.w, own.y, 1], [own.x, own.y + own.h, 1]]) @ to_photo.T
-        truth = np.clip([*corners.min(axis=0), *corners.max(axis=0)], 0, 1000)
+        truth = pasted_face_box(own, paste(photo, crop, (480 + 10 * i, 520 - 10 * i), 800), 1000, 1000)
         faces = yunet.detect(photo)
         assert len(faces) == 1
         assert iou(face_boxes(faces), truth)[0, 0] > 0.6
