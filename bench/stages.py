@@ -73,13 +73,13 @@ def main() -> None:
             ms["model"].append(timed(analyzer.predict, chunk)[1] / len(chunk) * faces_per_photo)
     medians = {step: round(statistics.median(values), 2) for step, values in ms.items()}
     total = sum(medians.values())
+    full = round(statistics.median(full_pass), 2) if full_pass else None
     for step, value in medians.items():
         print(f"{step:8s} {value:6.2f} ms  {value / total:5.1%}")
-        if step == "detect" and full_pass:
-            print(f"  full-size pass {statistics.median(full_pass):6.2f} ms, the rest "
-                  f"{value - statistics.median(full_pass):5.2f} ms")
-    if full_pass:
-        medians["detect_full_pass"] = round(statistics.median(full_pass), 2)
+        if step == "detect" and full is not None:
+            print(f"  full-size pass {full:6.2f} ms, the rest {value - full:5.2f} ms")
+    if full is not None:
+        medians["detect_full_pass"] = full
     print(f"total    {total:6.2f} ms CPU per photo (one thread; {args.photos} one-face 640x480 JPEGs)")
     print(json.dumps({"cpu_ms_per_photo": medians, "total_ms": round(total, 2), "photos": args.photos,
                       "detector": args.detector}))
