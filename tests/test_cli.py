@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -76,3 +77,19 @@ def test_train_writes_a_run_with_the_chosen_architecture(tmp_path):
     assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
     noise = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
     assert noise == []  # no TensorFlow, CUDA, absl or deprecation lines: the Training page's log shows this
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="counts the process's threads in /proc; OpenBLAS starts none on one core")
+def test_the_command_line_starts_no_blas_threads():
+    """numpy's OpenBLAS would start a spinning thread per extra core (0.2 CPU s per command)."""
+    script = ("import os, runpy, sys\n"
+              "sys.argv = ['core', '--help']\n"
+              "try:\n    runpy.run_module('core', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+              "import numpy\n"
+              "print(len(os.listdir('/proc/self/task')))\n")
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "1"
