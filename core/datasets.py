@@ -31,7 +31,7 @@ import pandas as pd
 
 from .config import DATASET_FORMATS as FORMATS, Config, age_band
 from .images import ImageError, gray_to_rgb, is_image_file, load_image, resize_square
-from .runs import LABELS_FILE, SPLIT_FILE
+from .runs import SPLIT_FILE
 
 LABELS_CSV = "labels.csv"  # default labels file name inside a folder-csv dataset
 UTKFACE_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
@@ -324,5 +324,3 @@ def _existing_dir(folder: str | Path) -> Path:
     if not folder.is_dir():
         raise DatasetError(f"no such folder: {folder}")
     return folder
-
-

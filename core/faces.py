@@ -218,8 +218,6 @@ def _eye_distance(face: Face) -> float:
     return float(np.hypot(face.right_eye[0] - face.left_eye[0], face.right_eye[1] - face.left_eye[1]))
 
 
-
-
 def _letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     """The image scaled into the top-left of a size x size float tensor in [-1, 1], and the side
     of the square it stands for (unit coordinates x side = image pixels)."""
@@ -396,8 +394,6 @@ def _preshrunk(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.nda
     # shrunk pixel p covers source pixels factor*p .. factor*p + factor - 1, centred at their mean
     offset = np.array([x0, y0]) + (factor - 1) / 2
     return region, np.hstack([matrix[:, :2] * factor, (matrix[:, :2] @ offset + matrix[:, 2])[:, None]])
-
-
 
 
 def build_detector(name: str = DETECTORS[0], **options):

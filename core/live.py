@@ -172,10 +172,6 @@ def _match(tracks: list[Track], faces: list[Face], threshold: float) -> list[tup
     return pairs
 
 
-
-
-
-
 class FrameProcessor:
     """Analyzer + tracker + settings for one video stream.
 
