@@ -101,12 +101,13 @@ def scan_folder(folder: Union[str, Path], recursive: bool = True) -> tuple[list[
 def iter_rows(items: Sequence[tuple[str, Photo]], analyzer: FaceAnalyzer,
               progress: Progress | None = None) -> Iterator[list[dict]]:
     """Lists of rows, each list complete for a group of images (one model batch), in item order."""
-    done, waiting = 0, []
+    done, waiting, faces = 0, [], 0
     for found in _in_parallel(lambda item: _find(analyzer, *item), items):
         waiting.append(found)
-        if sum(len(f.faces) for f in waiting if f.row is None) >= BATCH_FACES:
+        faces += len(found.faces) if found.row is None else 0
+        if faces >= BATCH_FACES:
             yield _read(analyzer, waiting)
-            waiting = []
+            waiting, faces = [], 0
         done += 1
         if progress is not None:
             progress(done, len(items))
