@@ -3,6 +3,7 @@
 #   ./run.sh dashboard   create .venv if needed, install requirements, start the Streamlit app
 #                        (on localhost; `--server.address 0.0.0.0` serves others: README, "Serving to others")
 #   ./run.sh test        same setup plus requirements-scale.txt (Ray), then the test suite (arguments go to pytest)
+#   ./run.sh lint        same setup, then the linter (ruff, settings in pyproject.toml)
 #   ./run.sh setup       only create/update .venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,5 +34,6 @@ case "$command" in
   setup) setup ;;
   dashboard) setup; exec "$VENV/bin/python" -m streamlit run dashboard/app.py "$@" ;;
   test) setup; install requirements-scale.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
-  *) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  lint) setup; exec "$VENV/bin/python" -m ruff check "$@" ;;
+  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

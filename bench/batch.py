@@ -21,14 +21,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops  # noqa: E402
-from core.analysis import FaceAnalyzer  # noqa: E402
-from core.batch import analyze_folder  # noqa: E402
-from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, Config  # noqa: E402
-from core.faces import DETECTORS, build_detector  # noqa: E402
-from core.images import load_image  # noqa: E402
-from core.inference import Predictor  # noqa: E402
+from core.analysis.pipeline import FaceAnalyzer  # noqa: E402
+from core.batch.engine import analyze_folder  # noqa: E402
+from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, DETECTORS, Config  # noqa: E402
+from core.detect import build_detector  # noqa: E402
+from core.imaging.files import load_image  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
 from core.runs import LITERT_FILE  # noqa: E402
+
+from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops  # noqa: E402
 
 
 def main() -> None:
@@ -73,7 +74,7 @@ def make_photos(folder: Path, count: int) -> Path:
 def model_folder(scratch: Path) -> tuple[Path, str]:
     if (DEFAULT_MODEL_DIR / LITERT_FILE).is_file():
         return DEFAULT_MODEL_DIR, "models/default"
-    from core.model import build_model, save_model
+    from core.train.model import build_model, save_model
 
     config = Config()
     save_model(build_model(config), scratch, config)

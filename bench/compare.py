@@ -1,6 +1,6 @@
 """Architecture and recipe comparison: same data, split, epochs and schedule for every candidate.
 
-Trains each candidate with `core.training.train` for a short cosine run, then scores it on the
+Trains each candidate with `core.train.training.train` for a short cosine run, then scores it on the
 validation split (the test split stays untouched for the shipped model) with and without mirror
 averaging, times it as bench/infer.py does, and runs bench/robustness.py on it (validation faces
 damaged and pasted into scenes, and face-research-lab, both through the photo pipeline; a check
@@ -24,13 +24,14 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from core.config import DEFAULT_DATASET_DIR, Config  # noqa: E402
-from core.datasets import SPLIT_FILE, load_dataset, load_images, select_split  # noqa: E402
-from core.evaluation import evaluate  # noqa: E402
-from core.inference import Predictor  # noqa: E402
-from core.training import HISTORY_FILE, train  # noqa: E402
 from infer import crops, crops_per_second  # noqa: E402
 from robustness import benchmark  # noqa: E402
+
+from core.config import DEFAULT_DATASET_DIR, Config  # noqa: E402
+from core.data.datasets import SPLIT_FILE, load_dataset, load_images, select_split  # noqa: E402
+from core.evaluate.evaluator import evaluate  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
+from core.train.training import HISTORY_FILE, train  # noqa: E402
 
 CANDIDATES = {
     "resnet-64-w24": dict(architecture="resnet", image_size=64, width=24),

@@ -37,10 +37,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from core.config import (
+    DETECTORS,
+    PROJECT_ROOT,  # noqa: E402
+)
+from core.detect import build_detector
+from core.imaging.boxes import iou as _iou  # noqa: E402
+from core.imaging.files import load_image  # noqa: E402
+
 from _faces_fixtures import face_free  # noqa: E402
-from core.config import PROJECT_ROOT  # noqa: E402
-from core.faces import DETECTORS, _iou, build_detector  # noqa: E402
-from core.images import load_image  # noqa: E402
 
 AFW = PROJECT_ROOT.parent / "shared" / "datasets" / "afw"
 YAW_BINS = ((0, 30), (30, 60), (60, 180))

@@ -3,7 +3,7 @@
 Why: when candidates trained with different recipes or seeds differ by run-to-run noise, the
 mean of their answers (p_female and point age) shows how much of the remaining error is that
 noise (which averaging removes) and how much every model shares (which only a better recipe or
-more data can remove). Scored exactly as `python -m core evaluate` scores (`core.evaluation`):
+more data can remove). Scored exactly as `python -m core evaluate` scores (`core.evaluate`):
 the UTKFace validation and test splits of the first model's split.csv (every model must share
 it) and face-research-lab through the photo pipeline.
 
@@ -24,10 +24,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from core.config import DEFAULT_DATASET_DIR, gender_of  # noqa: E402
-from core.datasets import load_dataset, read_split, select_split  # noqa: E402
-from core.evaluation import evaluate, score  # noqa: E402
-from core.inference import Predictor  # noqa: E402
+from core.config import DEFAULT_DATASET_DIR  # noqa: E402
+from core.data.datasets import load_dataset, read_split, select_split  # noqa: E402
+from core.evaluate.evaluator import evaluate  # noqa: E402
+from core.evaluate.metrics import score  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
+from core.labels import gender_of  # noqa: E402
 
 FACE_RESEARCH_LAB = ROOT.parent / "shared" / "datasets" / "face-research-lab"
 

@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR  # noqa: E402
-from core.images import load_image  # noqa: E402
-from core.inference import ENGINES, Predictor  # noqa: E402
+from core.imaging.files import load_image  # noqa: E402
+from core.inference.predictor import ENGINES, Predictor  # noqa: E402
 
 
 def crops(n: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Benchmark of the live camera pipeline: how many 640x480 frames per second it processes.
 
 It builds a synthetic clip from real UTKFace faces (1, then 2, then 3 faces moving across a
-textured background) and pushes every frame through `core.live.FrameProcessor.process`, the
+textured background) and pushes every frame through `core.video.live.FrameProcessor.process`, the
 exact code the live page's WebRTC callback runs. Frames are generated outside the timed part.
 
     python bench/live.py --json          # last line: {"fps": ..., "frame_ms_median": ...}
@@ -46,12 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_predictor(model_dir: Path, scratch: Path):
     """The model to time, and how to name it: the shipped one, or an untrained stand-in."""
-    from core.inference import Predictor
+    from core.inference.predictor import Predictor
     from core.runs import LITERT_FILE
 
     if (model_dir / LITERT_FILE).is_file():
         return Predictor(model_dir), str(model_dir)
-    from core.model import build_model, save_model  # TensorFlow, only to make the stand-in
+    from core.train.model import build_model, save_model  # TensorFlow, only to make the stand-in
 
     config = Config()
     save_model(build_model(config), scratch, config)
@@ -59,8 +59,9 @@ def load_predictor(model_dir: Path, scratch: Path):
 
 
 def run(args: argparse.Namespace) -> dict:
-    from core.analysis import FaceAnalyzer, detector_for
-    from core.live import FrameProcessor, LiveSettings
+    from core.analysis.pipeline import FaceAnalyzer
+    from core.detect import detector_for
+    from core.video.live import FrameProcessor, LiveSettings
 
     if not args.dataset.is_dir():
         raise SystemExit(f"UTKFace not found at {args.dataset}; the benchmark needs real faces")

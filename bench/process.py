@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from batch import make_photos  # noqa: E402
+
 from core.config import DETECTORS  # noqa: E402
 
 PEER = ("import glob, os, sys\n"

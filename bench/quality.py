@@ -1,10 +1,10 @@
-"""Error curves behind the face-quality thresholds of `core.quality`.
+"""Error curves behind the face-quality thresholds of `core.analysis.quality`.
 
 On the model's VALIDATION split (the test split stays untouched for the model card's figures):
 
 - small, blurry, dark, bright: every crop is degraded step by step (shrunk to s px and blown up
   again as a small face in a photo is; Gaussian blur; brightness scaled down or up), the quality
-  measure is taken on the model's crop exactly as `core.quality.measure` does, and the age MAE,
+  measure is taken on the model's crop exactly as `core.analysis.quality.measure` does, and the age MAE,
   gender accuracy and 80 % interval coverage are reported per bin of the measure;
 - turned: each crop goes through the photo pipeline (BlazeFace, alignment), binned by the
   estimated yaw; tilted: crops are rotated, then detected and aligned (roll as measured);
@@ -30,13 +30,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.analysis import FaceAnalyzer  # noqa: E402
-from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, GENDERS  # noqa: E402
-from core.datasets import load_dataset, select_split  # noqa: E402
-from core.faces import FaceDetector  # noqa: E402
-from core.images import load_image, resize_square  # noqa: E402
-from core.inference import Predictor  # noqa: E402
-from core.quality import MAX_YAW, crop_measures  # noqa: E402
+from core.analysis.pipeline import FaceAnalyzer  # noqa: E402
+from core.analysis.quality import MAX_YAW, crop_measures  # noqa: E402
+from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR
+from core.data.datasets import load_dataset, select_split  # noqa: E402
+from core.detect.blazeface import BlazeFaceDetector  # noqa: E402
+from core.imaging.files import load_image
+from core.imaging.pixels import resize_square  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
+from core.labels import GENDERS  # noqa: E402
 
 MAE_FACTOR, ACCURACY_DROP = 1.2, 0.03  # what makes a bin "worse" than undegraded faces
 SIZES = (200, 96, 64, 48, 40, 32, 24, 16, 12)  # px: the face shrunk to this, then blown up again
@@ -122,10 +124,10 @@ def through_detector(analyzer: FaceAnalyzer, crops, table, angles) -> pd.DataFra
 def afw_yaw(folder: Path, threshold: float) -> list[dict]:
     """How the yaw estimate reads faces of known pose: AFW's annotated faces (no ages, so no error
     curve), matched to detections by centre, per band of annotated |yaw|."""
-    from core.analysis import load_photo
-    from core.quality import yaw_of
+    from core.analysis.pipeline import load_photo
+    from core.analysis.quality import yaw_of
 
-    faces, detector, rows = pd.read_csv(folder / "faces.csv"), FaceDetector(full_range="always"), []
+    faces, detector, rows = pd.read_csv(folder / "faces.csv"), BlazeFaceDetector(full_range="always"), []
     for file, group in faces.groupby("file"):
         image, scale = load_photo(folder / "images" / file)
         for face in detector.detect(image):
@@ -189,7 +191,7 @@ def main() -> None:
         summary["thresholds"][f"{measure} ({kind})"] = threshold(points, base, better_high)
         print(f"{kind}: done ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    pose = FaceAnalyzer(analyzer.predictor, FaceDetector())
+    pose = FaceAnalyzer(analyzer.predictor, BlazeFaceDetector())
     upright = through_detector(pose, crops, table, [0])
     found = upright[upright["found"]]
     summary["detected_upright"] = float(upright["found"].mean())

@@ -1,13 +1,13 @@
 """Robustness: the model on faces damaged the way real photos damage them, through the photo pipeline.
 
 Takes the validation split of the model's split.csv (UTKFace crops never trained on; `--limit`
-of them, a fixed sample), damages each crop with each corruption of `core.corruptions` (low
+of them, a fixed sample), damages each crop with each corruption of `core.data.corruptions` (low
 resolution, blur, JPEG, noise, low light, colour cast, grey, bands over the eyes or mouth, yaw),
 pastes it into a synthetic 640x480 scene (tests/_faces_fixtures.py, as bench/pasted.py; same scene,
 size and tilt for every corruption of a face, so only the damage differs) and sends the scene
 through `FaceAnalyzer` detect + align + predict, scoring the most confident face. Then the
 face-research-lab portraits (a check, never trained on) through the same pipeline
-(`core.evaluation.evaluate`). One table: detection rate, gender accuracy, age MAE (all ages and
+(`core.evaluate.evaluator.evaluate`). One table: detection rate, gender accuracy, age MAE (all ages and
 0-12) per condition; gender and MAE are over the detected faces. A reference row scores the same
 faces as aligned crops (no scene, no detector), so the pipeline's own cost is visible. Last line: JSON.
 
@@ -28,15 +28,16 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _faces_fixtures import background, paste  # noqa: E402
-from core.analysis import FaceAnalyzer  # noqa: E402
+from core.analysis.pipeline import FaceAnalyzer  # noqa: E402
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT  # noqa: E402
-from core.corruptions import CORRUPTIONS  # noqa: E402
-from core.datasets import load_dataset, select_split  # noqa: E402
-from core.evaluation import evaluate  # noqa: E402
-from core.faces import FaceDetector  # noqa: E402
-from core.images import load_image  # noqa: E402
-from core.inference import Predictor  # noqa: E402
+from core.data.corruptions import CORRUPTIONS  # noqa: E402
+from core.data.datasets import load_dataset, select_split  # noqa: E402
+from core.detect.blazeface import BlazeFaceDetector  # noqa: E402
+from core.evaluate.evaluator import evaluate  # noqa: E402
+from core.imaging.files import load_image  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
+
+from _faces_fixtures import background, paste  # noqa: E402
 
 FRL_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "face-research-lab"
 CLEAN = "clean"
@@ -102,9 +103,9 @@ def photo_scores(analyzer: FaceAnalyzer, folder: Path) -> dict:
 
 
 def benchmark(model: str | Path, data: Path, limit: int, photos: Path | None = FRL_DIR,
-              detector: FaceDetector | None = None) -> dict:
+              detector: BlazeFaceDetector | None = None) -> dict:
     """Every condition on `limit` validation faces, their mean over corruptions, and the photo folder."""
-    analyzer = FaceAnalyzer(Predictor(model), detector or FaceDetector())
+    analyzer = FaceAnalyzer(Predictor(model), detector or BlazeFaceDetector())
     val = select_split(load_dataset(data), model, "val")
     rows = val.sample(n=min(limit, len(val)), random_state=0).reset_index(drop=True)
     conditions = corrupted_scores(analyzer, rows)
@@ -149,7 +150,7 @@ def main() -> None:
     parser.add_argument("--photos", default=str(FRL_DIR), help="labelled photo folder to check (face-research-lab)")
     parser.add_argument("--limit", type=int, default=300, help="validation faces to damage (fixed sample)")
     args = parser.parse_args()
-    detector = FaceDetector()
+    detector = BlazeFaceDetector()
     results = [benchmark(model, Path(args.data), args.limit, Path(args.photos), detector) for model in args.model]
     print(markdown(results))
     print(json.dumps(results if len(results) > 1 else results[0]))

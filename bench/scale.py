@@ -1,7 +1,7 @@
 """What the Ray engine costs on one machine, and that a job spreads over several Ray nodes.
 
 Makes N one-face 640x480 photos (`bench/batch.py`'s helpers), then runs `python -m core batch`
-the way a user does (`core.batch.run`: list, analyse, write the CSV) with the local engine and
+the way a user does (`core.batch.engine.run_batch`: list, analyse, write the CSV) with the local engine and
 with `--engine ray` on a private local Ray (started once, as the CLI starts it), alternating
 them so both see the same load on a shared machine. It reports the median of the ratios measured
 run by run, and each engine's CPU time per photo (for Ray: this process and every Ray process),
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batch import make_photos, model_folder  # noqa: E402  (also puts the project on sys.path)
 
-from core import batch as core_batch  # noqa: E402
+from core.cli import main as cli_main  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,20 +53,19 @@ def main() -> None:
     print(json.dumps(result))
 
 
-def _cli(photos: Path, out: Path, model: Path, engine: str, address: str | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    core_batch.add_arguments(parser)
-    return parser.parse_args([str(photos), "--out", str(out), "--model", str(model), "--engine", engine]
-                             + (["--address", address] if address else []))
+def _cli(photos: Path, out: Path, model: Path, engine: str, address: str | None) -> list[str]:
+    """The `batch` command line of one run."""
+    return (["batch", str(photos), "--out", str(out), "--model", str(model), "--engine", engine]
+            + (["--address", address] if address else []))
 
 
-def _timed(args: argparse.Namespace, count: int, ray_processes: "_RayProcesses | None" = None) -> dict:
+def _timed(args: list[str], count: int, ray_processes: "_RayProcesses | None" = None) -> dict:
     """Photos per second of one CLI run (its summary goes nowhere) and the CPU milliseconds per
     photo it cost: this process's, plus Ray's processes' when sampled. CPU time, unlike the rate,
     hardly depends on what else the shared machine is running."""
     before = (time.perf_counter(), time.process_time(), ray_processes.cpu_s() if ray_processes else 0.0)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert core_batch.run(args) == 0
+        assert cli_main(args) == 0
     wall, cpu = time.perf_counter() - before[0], time.process_time() - before[1]
     if ray_processes:
         cpu += ray_processes.cpu_s() - before[2]
@@ -77,12 +76,13 @@ def _overhead(cli, runs: int, count: int) -> dict:
     """Local engine and Ray engine on this machine, alternated; the ray start is timed apart."""
     import ray
 
-    from core.scale import RayEngine
+    from core.batch.ray import RayEngine
+    from core.batch.settings import BatchSettings
 
     local, on_ray = cli("local"), cli("ray")
     _timed(local, count)  # warm-up: file cache, model tracing
     start = time.perf_counter()
-    RayEngine(on_ray)  # starts the private Ray, as the first CLI run would
+    RayEngine(BatchSettings(on_ray[on_ray.index("--model") + 1]))  # starts the private Ray, as the first CLI run would
     ray_start_s = time.perf_counter() - start
     _timed(on_ray, count)  # warm-up: worker processes import the project once
     pairs = []
@@ -110,9 +110,10 @@ def _spread(cli, nodes: int, images: int) -> dict:
         for _ in range(nodes - 1):
             cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
         args = cli("ray", cluster.address)
-        from core.scale import RayEngine
+        from core.batch.ray import RayEngine
+        from core.batch.settings import BatchSettings
 
-        RayEngine(args)  # joins; the run below then measures the job, not the connection
+        RayEngine(BatchSettings(args[args.index("--model") + 1]), cluster.address)  # joins; the run below measures the job
         _timed(args, images)  # warm-up: every node's workers import the project once
         with _RayProcesses() as processes:
             run = _timed(args, images, processes)

@@ -26,13 +26,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-
 from batch import make_photos  # noqa: E402
-from core.analysis import FaceAnalyzer, load_photo  # noqa: E402
-from core.batch import BATCH_FACES  # noqa: E402
+
+from core.analysis.pipeline import FaceAnalyzer, load_photo  # noqa: E402
+from core.batch.steps import BATCH_FACES  # noqa: E402
 from core.config import DEFAULT_MODEL_DIR, DETECTORS  # noqa: E402
-from core.faces import build_detector  # noqa: E402
-from core.inference import Predictor  # noqa: E402
+from core.detect import build_detector  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
 
 
 def timed(step, *args):

@@ -18,12 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.analysis import FaceAnalyzer  # noqa: E402
-from core.batch import analyze_images  # noqa: E402
-from core.config import AGE_BAND_NAMES, DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, AnswerSettings  # noqa: E402
-from core.datasets import load_dataset, select_split  # noqa: E402
-from core.inference import Predictor  # noqa: E402
-from core.reliability import CHECK_THRESHOLDS, age_check_rates, interval_coverage  # noqa: E402
+from core.analysis.pipeline import FaceAnalyzer  # noqa: E402
+from core.batch.engine import analyze_images  # noqa: E402
+from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, AnswerSettings
+from core.data.datasets import load_dataset, select_split  # noqa: E402
+from core.evaluate.reliability import CHECK_THRESHOLDS, age_check_rates, interval_coverage  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
+from core.labels import AGE_BAND_NAMES  # noqa: E402
 
 
 def test_rows(model: str, data: str, coverage: float):
@@ -40,10 +41,10 @@ def photo_rows(folder: Path, model: str, coverage: float):
     face-research-lab portraits: detected, aligned and read as `python -m core batch` does."""
     import pandas as pd
 
-    from core.faces import FaceDetector
+    from core.detect.blazeface import BlazeFaceDetector
 
     labels = pd.read_csv(folder / "labels.csv").dropna(subset=["age"])
-    analyzer = FaceAnalyzer(Predictor(model), FaceDetector(), AnswerSettings(interval=coverage))
+    analyzer = FaceAnalyzer(Predictor(model), BlazeFaceDetector(), AnswerSettings(interval=coverage))
     rows = analyze_images([(name, folder / name) for name in labels["file"]], analyzer)
     rows = rows[(rows["status"] == "ok") & (rows["face"] == 1)]  # the portrait's (best) face
     return rows.assign(age_true=rows["file"].map(dict(zip(labels["file"], labels["age"]))), age_pred=rows["age"])

@@ -1,26 +1,22 @@
 """Gender and age detection: datasets, model, training, evaluation and inference.
 
-The heavy modules (TensorFlow) are imported on first use, so `import core` and
+The public API (see the README): `Config`, `Predictor`, `FaceAnalyzer`, `build_detector`, `train`.
+The heavy parts (TensorFlow, LiteRT, OpenCV) are imported on first use, so `import core` and
 `python -m core --help` stay fast.
 """
-from .config import Config, DEFAULT_MODEL_DIR
+from .config import DEFAULT_MODEL_DIR, Config
 
 __version__ = "0.1.0"
-
-
-def train(*args, **kwargs):
-    """See `core.training.train`."""
-    from .training import train as _train
-
-    return _train(*args, **kwargs)
+_LAZY = {"Predictor": "core.inference.predictor", "FaceAnalyzer": "core.analysis.pipeline",
+         "build_detector": "core.detect", "train": "core.train.training"}
 
 
 def __getattr__(name):
-    if name == "Predictor":
-        from .inference import Predictor
+    if name in _LAZY:
+        import importlib
 
-        return Predictor
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
 
 
-__all__ = ["Config", "DEFAULT_MODEL_DIR", "Predictor", "train"]
+__all__ = ["Config", "DEFAULT_MODEL_DIR", "FaceAnalyzer", "Predictor", "build_detector", "train"]

@@ -7,9 +7,14 @@ training did.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .labels import MAX_AGE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -17,21 +22,12 @@ DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
 # points elsewhere (docs/screenshots.py points it at nothing, so no dataset face is pictured).
 DEFAULT_DATASET_DIR = Path(os.environ.get("AGE_GENDER_DATASET_DIR") or PROJECT_ROOT.parent / "shared" / "datasets" / "UTKFace")
 
-GENDERS = ("male", "female")  # index = UTKFace gender code
-RACES = ("White", "Black", "Asian", "Indian", "Others")  # index = UTKFace race code
-AGE_BANDS = ((0, 12, "0-12"), (13, 19, "13-19"), (20, 39, "20-39"), (40, 59, "40-59"), (60, 200, "60+"))
-
-
-DATASET_FORMATS = ("utkface", "pixels-csv", "folder-csv")  # loaders in core.datasets
-DETECTORS = ("yunet", "blazeface")  # face detectors in core.faces.build_detector; the first is the default
-ARCHITECTURES = ("resnet", "mobilenetv2")  # builders in core.model.ARCHITECTURE_BUILDERS
-LR_SCHEDULES = ("cosine", "plateau")  # see core.training
-GENDER_THRESHOLD = 0.5  # p_female at or above this reads as female
-
-
-def gender_of(p_female: float) -> str:
-    """The gender name a probability of female stands for (the one threshold used everywhere)."""
-    return GENDERS[int(p_female >= GENDER_THRESHOLD)]
+DATASET_FORMATS = ("utkface", "pixels-csv", "folder-csv")  # loaders in core.data.datasets
+DETECTORS = ("yunet", "blazeface")  # face detectors of core.detect.build_detector
+DEFAULT_DETECTOR = "yunet"  # for photos, batch and evaluation: finds turned and small faces (docs/detectors.md)
+FULL_RANGE_MODES = ("auto", "always", "never")  # when BlazeFace adds its full-range model (core.detect.blazeface)
+ARCHITECTURES = ("resnet", "mobilenetv2")  # builders in core.train.model.ARCHITECTURE_BUILDERS
+LR_SCHEDULES = ("cosine", "plateau")  # see core.train.training
 
 
 def _option(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None,
@@ -47,6 +43,39 @@ def user_options(cls) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get("help")]
 
 
+@functools.cache
+def option_types(cls) -> dict[str, type]:
+    """Each field's value type, from its annotation (`float | None` gives float): what the CLI
+    parses a flag's text as and what `validate_options` checks."""
+    found = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        found[name] = hint
+    return found
+
+
+def validate_options(settings) -> None:
+    """Raise ValueError naming the first user-set field of a settings dataclass whose value has
+    the wrong type, lies outside its declared range or is not one of its choices. Every settings
+    class calls it on creation, so the CLI, the forms and library callers refuse the same values."""
+    kinds = option_types(type(settings))
+    for option in user_options(type(settings)):
+        value, meta, kind = getattr(settings, option.name), option.metadata, kinds[option.name]
+        if value is None and option.default is None:
+            continue
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ValueError(f"{option.name} must be {kind.__name__}, got {value!r}")
+        if meta["choices"] is not None and value not in meta["choices"]:
+            raise ValueError(f"{option.name} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
+        low, high = meta["low"], meta["high"]
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+            raise ValueError(f"{option.name} must be {bounds}, got {value!r}")
+
+
 QUALITY_GRADES = ("poor", "good")  # worst first: `AnswerSettings.min_quality` compares by index
 
 
@@ -54,22 +83,17 @@ QUALITY_GRADES = ("poor", "good")  # worst first: `AnswerSettings.min_quality` c
 class AnswerSettings:
     """How answers are reported, whatever model gives them: the age interval's coverage, whether
     to abstain on poor faces, and an optional age check. Flags of `predict` and `batch`, and the
-    pages' controls (see `core.analysis.face_result` for what each does)."""
+    pages' controls (see `core.analysis.results.face_result` for what each does)."""
 
     interval: float = _option(0.8, "share of true ages the age interval should contain, calibrated on the "
                                    "model's validation split", low=0.5, high=0.99)
     min_quality: str = _option("poor", "faces of lower quality get status 'uncertain' (good: abstain on poor "
                                        "faces; poor: report every face, marked)", choices=QUALITY_GRADES)
     age_threshold: float | None = _option(None, "age to check faces against: age_check is over (the whole "
-                                                "interval is at or above it), under, or uncertain", low=0, high=116)
+                                                "interval is at or above it), under, or uncertain", low=0, high=MAX_AGE)
 
     def __post_init__(self):
-        for option in user_options(type(self)):
-            value, low, high = getattr(self, option.name), option.metadata["low"], option.metadata["high"]
-            if value is not None and low is not None and not low <= value <= high:
-                raise ValueError(f"{option.name} must be between {low} and {high}, got {value}")
-        if self.min_quality not in QUALITY_GRADES:
-            raise ValueError(f"min_quality must be one of {QUALITY_GRADES}, not {self.min_quality!r}")
+        validate_options(self)
 
 
 @dataclass
@@ -87,7 +111,7 @@ class Config:
     width: int = _option(24, "resnet: channels of the first stage (model size)", low=4, high=128)
     alpha: float = _option(0.5, "mobilenetv2: width multiplier", low=0.1, high=1.4)
     dropout: float = 0.2
-    max_age: int = 116  # age head predicts a distribution over 0..max_age
+    max_age: int = MAX_AGE  # age head predicts a distribution over 0..max_age
     # training
     epochs: int = _option(40, "number of epochs", low=1, high=1000)
     batch_size: int = _option(64, "batch size", low=1, high=1024)
@@ -120,10 +144,11 @@ class Config:
     # inference
     flip_tta: bool = True  # average predictions of the image and its mirror
 
-    @classmethod
-    def options(cls) -> list[dataclasses.Field]:
-        """The fields users set (CLI flags, Training form), in declaration order."""
-        return user_options(cls)
+    def __post_init__(self):
+        validate_options(self)
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise ValueError(f"val_fraction and test_fraction must be in [0, 1) with a sum below 1, got "
+                             f"{self.val_fraction} and {self.test_fraction}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -138,12 +163,3 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-def age_band(age: float) -> str:
-    """Name of the age band (0-12, 13-19, 20-39, 40-59, 60+) an age falls in."""
-    for low, high, name in AGE_BANDS:
-        if age < high + 1:
-            return name
-    return AGE_BANDS[-1][2]
-
-
-AGE_BAND_NAMES = tuple(name for _, _, name in AGE_BANDS)

@@ -1,8 +1,9 @@
 """Silence native libraries that write to the process's stderr behind Python's back.
 
-TensorFlow prints oneDNN/CUDA/absl lines when imported and LiteRT announces its XNNPACK
-delegate when an interpreter is built; on a CPU machine these say nothing useful and bury the
-CLI's own messages. Python's own errors are unaffected: they are raised, not printed, inside.
+TensorFlow prints oneDNN/CUDA/absl lines when imported (`core.train.backend`) and LiteRT
+announces its XNNPACK delegate when an interpreter is built; on a CPU machine these say nothing
+useful and bury the CLI's own messages. Python's own errors are unaffected: they are raised, not
+printed, inside.
 """
 from __future__ import annotations
 
@@ -32,15 +33,3 @@ def native_stderr_silenced():
             os.dup2(saved, 2)
             os.close(saved)
             os.close(devnull)
-
-
-def import_tensorflow():
-    """`import tensorflow` without its start-up chatter; returns the module."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    with native_stderr_silenced():
-        import tensorflow
-
-        tensorflow.config.list_physical_devices()  # probes CUDA now, while silenced ("failed call to cuInit")
-    return tensorflow

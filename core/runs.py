@@ -19,12 +19,12 @@ LAST_FILE = "last.keras"  # the latest epoch, for --resume
 CONFIG_FILE = "config.json"  # the run's Config, written before the first epoch (what --resume continues)
 HISTORY_FILE = "history.csv"  # one row per finished epoch
 SPLIT_FILE = "split.csv"  # which image went to train / val / test
-LABELS_FILE = "labels.csv"  # the labels the run was trained on (for the Demographics page)
+TRAINING_LABELS_FILE = "labels.csv"  # the labels the run was trained on (for the Demographics page)
 METRICS_FILE = "metrics.json"  # test-split scores, with breakdowns
 PREDICTIONS_FILE = "predictions.csv"  # one row per test image
 CALIBRATION_FILE = "calibration.json"  # age-interval factors fitted on the validation split
 LOG_FILE = "train.log"  # what a run launched from the dashboard printed
-RUN_MARKERS = (MODEL_FILE, HISTORY_FILE, LABELS_FILE)  # any of these makes a folder a run
+RUN_MARKERS = (MODEL_FILE, HISTORY_FILE, TRAINING_LABELS_FILE)  # any of these makes a folder a run
 
 
 class ModelError(RuntimeError):

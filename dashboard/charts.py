@@ -13,17 +13,14 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.config import AGE_BAND_NAMES, GENDERS
-
-from .tables import RACE_NAMES
+from core.labels import AGE_BAND_NAMES, GENDER_COLOURS, GENDERS, RACE_NAMES
 
 # One colour per category, whatever else is shown: a colour taken from a sequence in order of
 # appearance would move to another category as soon as a filter removes one (Black turning into
 # White's colour). Category names do not overlap, so one map serves every column.
-GENDER_COLORS = {"male": "#4C78A8", "female": "#E45756"}
 RACE_COLORS = dict(zip(RACE_NAMES, px.colors.qualitative.Set2[:len(RACE_NAMES) - 1] + ["#B3B3B3"]))  # Unknown: grey
 AGE_BAND_COLORS = dict(zip(AGE_BAND_NAMES, px.colors.sample_colorscale("Viridis", len(AGE_BAND_NAMES))))
-CATEGORY_COLORS = {**GENDER_COLORS, **RACE_COLORS, **AGE_BAND_COLORS}
+CATEGORY_COLORS = {**GENDER_COLOURS, **RACE_COLORS, **AGE_BAND_COLORS}
 CATEGORY_ORDERS = {"gender": list(GENDERS), "gender_true": list(GENDERS), "race": list(RACE_NAMES),
                    "age_band": list(AGE_BAND_NAMES), "split": ["train", "validation"]}
 # Runs have no fixed colour, but each needs one clearly apart from the others (Streamlit's theme
@@ -90,7 +87,7 @@ def pyramid(table: pd.DataFrame, title: str, age: str = "age", gender: str = "ge
         if name not in present:
             continue
         fig.add_bar(y=labels, x=sign * grid[name].to_numpy(), orientation="h", name=name,
-                    marker_color=GENDER_COLORS[name], customdata=grid[name].to_numpy(),
+                    marker_color=GENDER_COLOURS[name], customdata=grid[name].to_numpy(),
                     hovertemplate="age %{y}: %{customdata}<extra>" + name + "</extra>")
     ticks = _symmetric_ticks(int(grid.to_numpy().max()) if grid.size else 0)
     fig.update_layout(barmode="relative", bargap=0.05, yaxis_title="age",
@@ -176,7 +173,7 @@ def coverage(table: pd.DataFrame, title: str, target: float) -> go.Figure:
     """Interval coverage per age band (`tables.interval_coverage`), grouped by how faces are
     banded (predicted or true age), with the promised coverage as a dashed line."""
     fig = go.Figure()
-    for by, color in zip(table["by"].unique(), (GENDER_COLORS["male"], NEUTRAL)):
+    for by, color in zip(table["by"].unique(), (GENDER_COLOURS["male"], NEUTRAL)):
         rows = table[table["by"] == by]
         fig.add_bar(x=rows["band"], y=rows["coverage"], name=f"by {by}", marker_color=color,
                     text=[f"{c:.0%}<br>n={n}" for c, n in zip(rows["coverage"], rows["n"])], textposition="outside",
@@ -199,7 +196,7 @@ def reliability(bins: list[dict], title: str) -> go.Figure:
                              line=dict(color="gray", dash="dot")))
     fig.add_trace(go.Scatter(x=[b["confidence"] for b in shown], y=[b["accuracy"] for b in shown],
                              mode="lines+markers", name="model", marker=dict(size=[6 + 14 * math.sqrt(b["n"] / max(
-                                 c["n"] for c in shown)) for b in shown], color=GENDER_COLORS["female"]),
+                                 c["n"] for c in shown)) for b in shown], color=GENDER_COLOURS["female"]),
                              customdata=[b["n"] for b in shown],
                              hovertemplate="confidence %{x:.1%}: %{y:.1%} right (n=%{customdata})<extra></extra>"))
     fig.update_layout(xaxis=dict(title="gender confidence", range=[0.48, 1.02], tickformat=".0%"),

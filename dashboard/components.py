@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import QUALITY_GRADES, AnswerSettings, user_options
-from core.datasets import DatasetError
+from core.data.datasets import DatasetError
 from core.runs import ModelError
 
 from . import state

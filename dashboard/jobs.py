@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.config import PROJECT_ROOT, Config
+from core.config import PROJECT_ROOT, Config, user_options
 from core.runs import HISTORY_FILE, LOG_FILE
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -30,17 +30,17 @@ DASHBOARD_EPOCHS = 10  # the form proposes a short run; the CLI's default is the
 @dataclass(frozen=True)
 class TrainSettings:
     """What the Training form sends to `python -m core train`: the dataset and a Config, whose
-    user-set options become the same flags the CLI offers (`core.cli.add_config_options`)."""
+    user-set options become the same flags the CLI offers (`core.cli.options.add_config_options`)."""
 
     data: str
     config: Config = field(default_factory=lambda: Config(epochs=DASHBOARD_EPOCHS))
     fmt: str | None = None
     limit: int | None = None
-    resume: bool = False  # continue the run in `out` (its saved Config and split win, see core.training)
+    resume: bool = False  # continue the run in `out` (its saved Config and split win, see core.train.training)
 
     def command(self, out: Path) -> list[str]:
         args = [sys.executable, "-m", "core", "train", "--data", self.data, "--out", str(out)]
-        for option in Config.options():
+        for option in user_options(Config):
             flag, value = option.name.replace("_", "-"), getattr(self.config, option.name)
             args += [f"--{flag}" if value else f"--no-{flag}"] if option.type == "bool" else [f"--{flag}", str(value)]
         args += ["--format", self.fmt] if self.fmt else []

@@ -22,8 +22,9 @@ import streamlit as st
 
 from core import runs
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT
-from core.datasets import DatasetError, DatasetWarning, load_dataset, load_folder_csv, load_label_table
-from core.runs import LABELS_FILE, LITERT_FILE, stamp
+from core.data.datasets import DatasetError, DatasetWarning, load_dataset, load_folder_csv, load_label_table
+from core.labels import UNKNOWN_RACE
+from core.runs import LITERT_FILE, TRAINING_LABELS_FILE, stamp
 
 from . import access, jobs
 
@@ -75,10 +76,10 @@ def _model_unchanged(predictor) -> bool:
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4, validate=_model_unchanged)
 def get_predictor(model_dir: str | Path):
-    """The run folder's `core.inference.Predictor` (LiteRT: no TensorFlow in the app), loaded
+    """The run folder's `core.inference.predictor.Predictor` (LiteRT: no TensorFlow in the app), loaded
     once per server process and again when its model changes (a run still training saves a
     better epoch)."""
-    from core.inference import Predictor
+    from core.inference.predictor import Predictor
 
     version = stamp(Path(model_dir) / LITERT_FILE)
     predictor = Predictor(model_dir)
@@ -88,9 +89,9 @@ def get_predictor(model_dir: str | Path):
 
 @st.cache_resource(show_spinner="Loading the face detector...")
 def get_detector(use: str = "photos"):
-    """One detector per use ("photos", "group photos", "live": `core.analysis.DETECTOR_FOR`)
+    """One detector per use ("photos", "group photos", "live": `core.detect.DETECTOR_FOR`)
     for every session and viewer; `detect` is thread-safe."""
-    from core.analysis import detector_for
+    from core.detect import detector_for
 
     return detector_for(use)
 
@@ -98,7 +99,7 @@ def get_detector(use: str = "photos"):
 def get_analyzer(model_dir: str | Path, use: str | None = "photos"):
     """The pipeline for the chosen model and detector use (`None`: inputs are aligned crops);
     built from the cached parts, so it costs nothing to ask again."""
-    from core.analysis import FaceAnalyzer
+    from core.analysis.pipeline import FaceAnalyzer
 
     return FaceAnalyzer(get_predictor(str(model_dir)), None if use is None else get_detector(use))
 
@@ -122,7 +123,7 @@ def _read_artifact(path: str, version: int) -> pd.DataFrame | dict:
         return json.loads(Path(path).read_text())
     table = pd.read_csv(path)
     if "race" in table and not pd.api.types.is_numeric_dtype(table["race"]):
-        table["race"] = table["race"].fillna("")  # predictions.csv: empty = race unknown
+        table["race"] = table["race"].fillna(UNKNOWN_RACE)  # predictions.csv of older runs: empty = unknown
     return table
 
 
@@ -148,7 +149,7 @@ class DataSource:
 
 
 def training_labels(model_dir: Path) -> DataSource:
-    return DataSource(TRAINING_LABELS, str(Path(model_dir) / LABELS_FILE))
+    return DataSource(TRAINING_LABELS, str(Path(model_dir) / TRAINING_LABELS_FILE))
 
 
 def load_table(source: DataSource) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Pure pandas reshaping between core's tables and what the charts and pages display.
 
 Nothing here predicts or scores: labels are spelled out, rows filtered, and metrics written by
-`core.evaluation.score` are laid out as tables. Kept free of Streamlit so it is unit-tested.
+`core.evaluate.metrics.score` are laid out as tables. Kept free of Streamlit so it is unit-tested.
 """
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from core.config import AGE_BANDS, GENDERS, RACES, age_band
+from core.labels import AGE_BANDS, GENDERS, age_band, race_name
 
-UNKNOWN_RACE = "Unknown"
-RACE_NAMES = RACES + (UNKNOWN_RACE,)
 CURVE_METRICS = {"loss": "Loss", "gender_accuracy": "Gender accuracy", "age_mae": "Age MAE (years)"}
 
 
@@ -21,7 +19,7 @@ def named(table: pd.DataFrame) -> pd.DataFrame:
     """A core dataset table with gender and race spelled out and the age band added."""
     return table.assign(
         gender=[GENDERS[g] for g in table["gender"]],
-        race=[RACES[r] if 0 <= r < len(RACES) else UNKNOWN_RACE for r in table["race"]],
+        race=[race_name(r) for r in table["race"]],
         age_band=table["age"].map(age_band),
     )
 
@@ -104,7 +102,7 @@ def people(results: pd.DataFrame) -> pd.DataFrame:
 
 def interval_coverage(metrics: Mapping) -> pd.DataFrame:
     """Coverage and median width of the age intervals per age band, by predicted and by true age
-    (`metrics["age_interval"]` of `core.evaluation.score`); empty when the model has no intervals."""
+    (`metrics["age_interval"]` of `core.evaluate.metrics.score`); empty when the model has no intervals."""
     block = metrics.get("age_interval") or {}
     rows = [{"by": by.removeprefix("by_").replace("_band", " age"), "band": band, **values}
             for by in ("by_predicted_band", "by_true_band") for band, values in block.get(by, {}).items()

@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from core.images import is_image_file
+from core.imaging.files import is_image_file
 
 MAX_FILES = 5000
 MAX_EXTRACTED_BYTES = 1 << 30  # 1 GiB of images once unzipped

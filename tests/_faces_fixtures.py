@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core.faces import Face, align_face, alignment_matrix
-from core.images import load_image
+from core.detect.align import align_face, alignment_matrix
+from core.detect.face import Face
+from core.imaging.files import load_image
 
 # Crop-pixel points spread over the face, to measure how far alignment moves them.
 PROBES = np.array([[x, y, 1.0] for x in (50, 100, 150) for y in (50, 100, 150)])
@@ -128,9 +129,9 @@ def pasted_and_aligned(folder: Path, count: int, detector, size: int, seed: int 
 def write_photo_folder(folder: Path, utkface: Path) -> Path:
     """A labelled folder (folder-csv) of photos: `one.jpg` with one face, `two.jpg` with two (the
     larger one more confident), `none.jpg` with none, and `unlabelled.jpg` whose row has no age."""
-    from core.faces import FaceDetector
+    from core.detect.blazeface import BlazeFaceDetector
 
-    (first, age, gender), (second, *_) = clear_faces(utkface, 2, FaceDetector(), seed=3)
+    (first, age, gender), (second, *_) = clear_faces(utkface, 2, BlazeFaceDetector(), seed=3)
     Image.fromarray(one_face_photo(load_image(first), side=240)).save(folder / "one.jpg", quality=92)
     two = background(800, 480, seed=5)
     paste(two, load_image(first), (220, 240), 260)

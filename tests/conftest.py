@@ -28,7 +28,7 @@ def utkface_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """An untrained tiny model saved like a real one: for plumbing tests, not for accuracy."""
-    from core.model import build_model, save_model
+    from core.train.model import build_model, save_model
 
     folder = tmp_path_factory.mktemp("tiny_model")
     save_model(build_model(TINY_CONFIG), folder, TINY_CONFIG)

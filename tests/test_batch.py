@@ -10,19 +10,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _faces_fixtures import background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
-from core.analysis import FaceAnalyzer, FaceResult
-from core.batch import COLUMNS, Totals, analyze_folder, analyze_images, cli_main, list_images
+from core.analysis.drawing import draw_faces
+from core.analysis.pipeline import FaceAnalyzer
+from core.analysis.results import COLUMNS, FaceResult
+from core.batch.engine import analyze_folder, analyze_images
+from core.batch.folders import list_images
+from core.batch.totals import Totals
+from core.cli import main
 from core.config import PROJECT_ROOT
-from core.drawing import draw_faces
-from core.faces import FaceDetector
-from core.images import load_image
-from core.inference import Predictor
+from core.detect.blazeface import BlazeFaceDetector
+from core.imaging.files import load_image
+from core.inference.predictor import Predictor
+
+from _faces_fixtures import background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
 
 
 @pytest.fixture(scope="module")
-def detector() -> FaceDetector:
-    return FaceDetector()
+def detector() -> BlazeFaceDetector:
+    return BlazeFaceDetector()
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +172,9 @@ def test_in_memory_images_and_progress(face_photo, predictor, detector):
 
 def test_model_batches_do_not_mix_rows(utkface_dir, detector, predictor, monkeypatch):
     """Rows keep their own predictions when faces span several model calls."""
-    import core.batch
+    import core.batch.engine
 
-    monkeypatch.setattr(core.batch, "BATCH_FACES", 2)
+    monkeypatch.setattr(core.batch.engine, "BATCH_FACES", 2)
     people = clear_faces(utkface_dir, 5, detector, seed=12)
     items = [(path.name, one_face_photo(load_image(path), seed=i)) for i, (path, _, _) in enumerate(people)]
     batched = analyze_images(items, FaceAnalyzer(predictor, detector))
@@ -195,13 +200,13 @@ def test_draw_faces_draws_numbered_boxes(face_photo, bad_table):
 def test_ages_round_half_up_once():
     results = [FaceResult(1, 0, 0, 9, 9, None, None, None, age, 0.5) for age in (30.46, 30.5, 0.4)]
     assert [r.age_years for r in results] == [30, 31, 0]
-    assert results[1].gender == "female" and results[1].row()["face"] == 1
+    assert results[1].gender == "female" and results[1].row("x.jpg")["face"] == 1
 
 
 def test_cli_writes_the_csv_and_summary(bad_folder, tiny_model_dir, tmp_path, capsys):
     root, expected = bad_folder
     out = tmp_path / "results" / "table.csv"
-    assert cli_main([str(root), "--out", str(out), "--model", str(tiny_model_dir)]) == 0
+    assert main(["batch", str(root), "--out", str(out), "--model", str(tiny_model_dir)]) == 0
     table = pd.read_csv(out)
     assert list(table.columns) == COLUMNS and sorted(table["file"].unique()) == sorted(expected)
     summary = capsys.readouterr().out
@@ -214,13 +219,13 @@ def test_cli_exit_codes(tmp_path, tiny_model_dir, capsys):
     model = ["--model", str(tiny_model_dir)]
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.jpg").write_bytes(b"")
-    assert cli_main([str(tmp_path / "bad"), "--out", str(tmp_path / "a.csv")] + model) == 1  # nothing usable
+    assert main(["batch", str(tmp_path / "bad"), "--out", str(tmp_path / "a.csv")] + model) == 1  # nothing usable
     assert pd.read_csv(tmp_path / "a.csv")["status"].tolist() == ["error"]
-    assert cli_main([str(tmp_path / "missing"), "--out", str(tmp_path / "b.csv")] + model) == 2
-    assert cli_main([str(tmp_path / "bad"), "--out", str(tmp_path / "c.csv"), "--model", str(tmp_path)]) == 2
+    assert main(["batch", str(tmp_path / "missing"), "--out", str(tmp_path / "b.csv")] + model) == 2
+    assert main(["batch", str(tmp_path / "bad"), "--out", str(tmp_path / "c.csv"), "--model", str(tmp_path)]) == 2
     assert "no model" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
-        cli_main([str(tmp_path / "bad")])  # --out is required
+        main(["batch", str(tmp_path / "bad")])  # --out is required
     assert exited.value.code == 2
 
 
@@ -247,14 +252,14 @@ def test_a_group_photo_gets_each_persons_gender(utkface_dir, default_model_dir, 
 
 
 def test_formula_like_file_names_are_neutralised_and_recoverable(tmp_path, face_photo, tiny_model_dir):
-    from core.spreadsheet import read_safe_csv
+    from core.batch.spreadsheet import read_safe_csv
 
     names = ["=HYPERLINK(1+1).jpg", "+cmd.jpg", "-1.jpg", "@sum.jpg", "'quoted.jpg", "plain.jpg"]
     for name in names:
         (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / name).write_bytes(jpeg_bytes(face_photo))
     out = tmp_path / "rows.csv"
-    assert cli_main([str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_dir), "--detector", "blazeface"]) == 0
+    assert main(["batch", str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_dir), "--detector", "blazeface"]) == 0
     raw = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert not raw["file"].str.match(r"^[=+\-@]").any()  # nothing a spreadsheet would run
     assert set(raw["file"]) == {"'" + n if n[0] in "=+-@'" else n for n in names}
@@ -297,7 +302,7 @@ def test_resume_refuses_a_file_that_is_not_batch_results(tmp_path, tiny_model_di
     (tmp_path / "in").mkdir()
     out = tmp_path / "notes.csv"
     out.write_text("name,value\na,1\n")
-    assert cli_main([str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_dir), "--resume"]) == 2
+    assert main(["batch", str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_dir), "--resume"]) == 2
     assert "cannot resume from" in capsys.readouterr().err and out.read_text() == "name,value\na,1\n"
 
 

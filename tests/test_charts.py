@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.labels import GENDER_COLOURS, RACE_NAMES
 from dashboard import charts, tables
 
 
@@ -34,7 +35,7 @@ def test_named_spells_out_labels_and_bands(faces):
 def test_filter_faces_is_inclusive_and_combines_filters(faces):
     shown = tables.filter_faces(faces, (15, 41), ["female"], ["White", "Black", "Unknown"])
     assert shown["file"].tolist() == ["f1.jpg", "f4.jpg", "f6.jpg"]
-    assert tables.filter_faces(faces, (0, 120), [], tables.RACE_NAMES).empty
+    assert tables.filter_faces(faces, (0, 120), [], RACE_NAMES).empty
 
 
 def test_bands_within_an_age_range():
@@ -43,7 +44,7 @@ def test_bands_within_an_age_range():
 
 
 def test_counts_keeps_empty_categories(faces):
-    grid = tables.counts(faces, "age_band", "race", ["0-12", "13-19", "20-39", "40-59", "60+"], tables.RACE_NAMES)
+    grid = tables.counts(faces, "age_band", "race", ["0-12", "13-19", "20-39", "40-59", "60+"], RACE_NAMES)
     assert grid.shape == (5, 6)
     assert grid.loc["20-39", "White"] == 2 and grid.loc["60+", "Indian"] == 1
     assert grid["Others"].sum() == 0 and grid.to_numpy().sum() == 7
@@ -54,7 +55,7 @@ def test_histogram_counts_every_row_in_its_colour(faces):
     by_name = {trace.name: len(trace.x) for trace in fig.data}
     assert by_name == {"male": 3, "female": 4}
     assert [trace.name for trace in fig.data] == ["male", "female"]  # fixed order, fixed colours
-    assert fig.data[0].marker.color == charts.GENDER_COLORS["male"]
+    assert fig.data[0].marker.color == GENDER_COLOURS["male"]
     assert all((trace.xbins.start, trace.xbins.size) == (0, 5) for trace in fig.data)  # shared bins
     signed = charts.histogram(pd.DataFrame({"e": [-3.5, 0.2, 7.0]}), "e", "Error", bin_size=2)
     assert (signed.data[0].xbins.start, signed.data[0].xbins.end) == (-4, 9.0)

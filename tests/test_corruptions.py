@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.corruptions import CORRUPTIONS, degrade_batch
+from core.data.corruptions import CORRUPTIONS, degrade_batch
 from tests.helpers import synthetic_face
 
 
@@ -27,7 +27,7 @@ def test_degrade_batch_respects_its_probability():
 
 def test_training_pipeline_degrades_batches():
     from core.config import Config
-    from core.training import make_pipeline
+    from core.train.training import make_pipeline
 
     images = np.stack([synthetic_face(30, i % 2, seed=i) for i in range(8)])
     config = Config(batch_size=8, degrade=1.0, augment=False)

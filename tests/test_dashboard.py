@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_CONFIG
 from streamlit.testing.v1 import AppTest
 
-from conftest import TINY_CONFIG
 from core.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
 from dashboard import access, uploads
 
@@ -32,8 +32,8 @@ def run_dir(request, tmp_path_factory) -> Path:
     if all((DEFAULT_MODEL_DIR / name).is_file() for name in RUN_FILES):
         return DEFAULT_MODEL_DIR
     utkface = request.getfixturevalue("utkface_dir")
-    from core.datasets import DatasetWarning, load_dataset
-    from core.training import train
+    from core.data.datasets import DatasetWarning, load_dataset
+    from core.train.training import train
 
     out = tmp_path_factory.mktemp("run") / "tiny"
     with warnings.catch_warnings():
@@ -570,8 +570,9 @@ def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, ut
 
 def group_photo(utkface_dir: Path, faces: int, seed: int = 0) -> bytes:
     """A JPEG of `faces` real UTKFace crops side by side on a synthetic backdrop (made at test time)."""
+    from core.imaging.files import load_image
+
     from _faces_fixtures import background, jpeg_bytes, paste, utk_crops
-    from core.images import load_image
 
     photo = background(260 * faces + 40, 400, seed)
     for i, (path, _, _) in enumerate(utk_crops(utkface_dir, faces, seed=seed)):
@@ -619,12 +620,12 @@ def test_a_photo_over_the_upload_cap_is_refused_with_a_message(app, upload_cap_1
 
 
 def test_error_details_stay_on_the_server(app, monkeypatch, shipped_error_details, caplog):
-    import core.analysis
+    import core.analysis.pipeline
 
     def broken(data):
         raise RuntimeError("cannot read /srv/private/secret.jpg")
 
-    monkeypatch.setattr(core.analysis, "load_photo", broken)
+    monkeypatch.setattr(core.analysis.pipeline, "load_photo", broken)
     open_page(app, "photo")
     app.get("file_uploader")[0].set_value(("photo.jpg", b"x" * 100, "image/jpeg"))
     app.run()
@@ -648,7 +649,7 @@ def shipped_error_details():
 
 
 def test_a_79_megapixel_jpeg_is_decoded_downscaled(tmp_path):
-    """The single-photo page loads photos with core.analysis.load_photo: measured in a child
+    """The single-photo page loads photos with core.analysis.pipeline.load_photo: measured in a child
     process, its peak memory must stay far below the 237 MB of the decoded full-size image."""
     import subprocess
     import sys
@@ -658,7 +659,7 @@ def test_a_79_megapixel_jpeg_is_decoded_downscaled(tmp_path):
     photo = tmp_path / "huge.jpg"
     Image.new("RGB", (10240, 7712), (150, 110, 90)).save(photo, quality=90)  # 79.0 megapixels
     child = (f"import resource, sys; sys.path.insert(0, {str(PROJECT_ROOT)!r})\n"
-             "from core.analysis import load_photo\n"
+             "from core.analysis.pipeline import load_photo\n"
              f"data = open({str(photo)!r}, 'rb').read()\n"
              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
              "image, scale = load_photo(data)\n"

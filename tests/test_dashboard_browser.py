@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
+from test_dashboard import group_photo, run_dir  # noqa: F401  (run_dir: the shared run-folder fixture)
 
 from _browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server, wait_until_idle
-from test_dashboard import group_photo, run_dir  # noqa: F401  (run_dir: the shared run-folder fixture)
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")

@@ -4,10 +4,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import Config, age_band
-from core.datasets import (DatasetError, DatasetWarning, detect_format, load_dataset, load_folder_csv, load_images,
-                           load_label_table, load_pixels_csv, load_utkface, parse_labels, parse_utkface_name,
-                           split_dataset)
+from core.config import Config
+from core.data.datasets import (
+    DatasetError,
+    DatasetWarning,
+    detect_format,
+    load_dataset,
+    load_folder_csv,
+    load_images,
+    load_label_table,
+    load_pixels_csv,
+    load_utkface,
+    parse_labels,
+    parse_utkface_name,
+    split_dataset,
+)
+from core.labels import age_band
 from tests.helpers import synthetic_face, write_utkface_folder
 
 

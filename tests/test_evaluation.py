@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from core.config import PROJECT_ROOT
-from core.evaluation import score
-from core.inference import Predictor
+from core.evaluate.metrics import score
+from core.inference.predictor import Predictor
 from tests.helpers import write_utkface_folder
 
 
@@ -72,8 +72,8 @@ def photo_folder(tmp_path_factory, utkface_dir):
 def test_photos_are_detected_and_unscorable_ones_listed(photo_folder, tiny_model_dir):
     import warnings
 
-    from core.datasets import DatasetWarning, load_dataset
-    from core.evaluation import evaluate
+    from core.data.datasets import DatasetWarning, load_dataset
+    from core.evaluate.evaluator import evaluate
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)
@@ -91,9 +91,10 @@ def test_photo_pipeline_scores_what_the_analyzer_predicts(photo_folder, tiny_mod
     """The score of a photo is its first (most confident) face as FaceAnalyzer reads it."""
     import warnings
 
-    from core.analysis import FaceAnalyzer, detector_for
-    from core.datasets import DatasetWarning, load_dataset
-    from core.evaluation import evaluate
+    from core.analysis.pipeline import FaceAnalyzer
+    from core.data.datasets import DatasetWarning, load_dataset
+    from core.detect import detector_for
+    from core.evaluate.evaluator import evaluate
 
     predictor = Predictor(tiny_model_dir)
     with warnings.catch_warnings():

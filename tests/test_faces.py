@@ -7,15 +7,20 @@ import cv2
 import numpy as np
 import pytest
 
+from core.config import DETECTORS
+from core.detect import build_detector
+from core.detect.align import TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, align_face, alignment_matrix
+from core.detect.blazeface import BlazeFaceDetector
+from core.detect.face import Face
+from core.imaging.files import load_image
+from core.imaging.pixels import fit_within
+
 from _faces_fixtures import background, clear_faces, face_free, paste, pasted_and_aligned, pasted_faces_found, utk_crops
-from core.faces import (DETECTORS, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, Face, FaceDetector, align_face,
-                        alignment_matrix, build_detector, fit_within)
-from core.images import load_image
 
 
 @pytest.fixture(scope="module")
-def detector() -> FaceDetector:
-    return FaceDetector()
+def detector() -> BlazeFaceDetector:
+    return BlazeFaceDetector()
 
 
 @pytest.fixture(scope="module", params=DETECTORS)
@@ -64,7 +69,7 @@ def test_small_faces_are_found_by_the_full_range_model(utkface_dir, detector):
     photo = background(1600, 1200, seed=8)
     for (path, _, _), centre in zip(people, [(300, 400), (800, 700), (1300, 300)]):
         paste(photo, load_image(path), centre, 160)  # 10% of the longer side
-    assert len(FaceDetector(full_range="never").detect(photo)) < 3
+    assert len(BlazeFaceDetector(full_range="never").detect(photo)) < 3
     assert len(detector.detect(photo)) == 3
 
 
@@ -73,7 +78,7 @@ def test_always_full_range_finds_small_faces_next_to_a_large_one(utkface_dir, de
     photo = background(1600, 1200, seed=9)
     for (path, _, _), centre, side in zip(people, [(400, 600), (1100, 300), (1300, 900)], (600, 160, 160)):
         paste(photo, load_image(path), centre, side)
-    assert len(FaceDetector(full_range="always").detect(photo)) == 3
+    assert len(BlazeFaceDetector(full_range="always").detect(photo)) == 3
 
 
 @pytest.mark.parametrize("image", [
@@ -155,7 +160,7 @@ def test_fit_within_keeps_aspect_and_handles_extremes():
 
 
 def test_pasted_faces_get_nearly_the_crops_predictions(utkface_dir, default_model_dir, detector):
-    from core.inference import Predictor
+    from core.inference.predictor import Predictor
 
     predictor = Predictor(default_model_dir)
     crops, aligned = pasted_and_aligned(utkface_dir, 40, detector, predictor.image_size)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import images
-from core.images import ImageError, decode_image, load_image, resize_square
+from core.imaging import files as images
+from core.imaging.files import ImageError, decode_image, load_image
+from core.imaging.pixels import resize_square
 
 
 def _png(array: np.ndarray, mode: str | None = None) -> bytes:

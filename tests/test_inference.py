@@ -1,6 +1,6 @@
 """The LiteRT predictor: it agrees with the Keras model, predicting never loads TensorFlow, and
 every entry point (CLI predict, batch, the Single photo page, live video) gives the same faces,
-ages and genders for the same photo, because they all run `core.analysis.FaceAnalyzer`."""
+ages and genders for the same photo, because they all run `core.analysis.pipeline.FaceAnalyzer`."""
 from __future__ import annotations
 
 import json
@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _faces_fixtures import background, clear_faces, jpeg_bytes, paste
-from core.analysis import FaceAnalyzer, detector_for
-from core.batch import cli_main
+from core.analysis.pipeline import FaceAnalyzer
+from core.cli import main
 from core.config import PROJECT_ROOT
-from core.faces import FaceDetector
-from core.images import load_image
-from core.inference import Predictor
+from core.detect import detector_for
+from core.detect.blazeface import BlazeFaceDetector
+from core.imaging.files import load_image
+from core.inference.predictor import Predictor
+from core.train.model import KerasNetwork
+
+from _faces_fixtures import background, clear_faces, jpeg_bytes, paste
 
 # Measured on 512 UTKFace crops with the shipped model: max |age difference| 1.9e-5 years,
 # max |p_female difference| 7.7e-7, no gender flips. The tolerances leave room for other CPUs.
@@ -27,7 +30,7 @@ AGE_TOLERANCE, P_TOLERANCE = 1e-3, 1e-5
 
 def test_litert_export_agrees_with_the_keras_model(default_model_dir, utkface_dir):
     paths = sorted(utkface_dir.glob("*.jpg"))[::300][:64]
-    lite, keras = Predictor(default_model_dir), Predictor(default_model_dir, engine="keras")
+    lite, keras = Predictor(default_model_dir), Predictor(default_model_dir, network=KerasNetwork(default_model_dir))
     batch = lite.prepare(paths)
     ages, p_female = lite.predict_arrays(batch)
     keras_ages, keras_p = keras.predict_arrays(batch)
@@ -38,7 +41,7 @@ def test_litert_export_agrees_with_the_keras_model(default_model_dir, utkface_di
 
 def test_a_freshly_saved_model_gets_a_matching_export(tiny_model_dir):
     crops = np.random.default_rng(0).integers(0, 255, (6, 40, 40, 3), dtype=np.uint8)
-    lite, keras = Predictor(tiny_model_dir), Predictor(tiny_model_dir, engine="keras")
+    lite, keras = Predictor(tiny_model_dir), Predictor(tiny_model_dir, network=KerasNetwork(tiny_model_dir))
     ages, p_female = lite.predict_arrays(lite.prepare(list(crops)))
     keras_ages, keras_p = keras.predict_arrays(keras.prepare(list(crops)))
     np.testing.assert_allclose(ages, keras_ages, atol=AGE_TOLERANCE)
@@ -63,7 +66,7 @@ def test_predicting_never_imports_tensorflow(tiny_model_dir, tmp_path):
 @pytest.fixture(scope="module")
 def two_people(utkface_dir, tmp_path_factory) -> Path:
     """A 640x480 JPEG with two UTKFace people pasted in it."""
-    detector = FaceDetector()
+    detector = BlazeFaceDetector()
     photo = background(640, 480, seed=8)
     for (path, _, _), centre in zip(clear_faces(utkface_dir, 2, detector, seed=31), [(170, 240), (470, 230)]):
         paste(photo, load_image(path), centre, 220)
@@ -75,7 +78,7 @@ def two_people(utkface_dir, tmp_path_factory) -> Path:
 def test_every_entry_point_gives_the_same_faces(two_people, default_model_dir, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from core.live import FrameProcessor, LiveSettings
+    from core.video.live import FrameProcessor, LiveSettings
 
     analyzer = FaceAnalyzer(Predictor(default_model_dir), detector_for("photos"))  # what CLI and pages use
     results = analyzer.analyze_photo(two_people)
@@ -84,9 +87,9 @@ def test_every_entry_point_gives_the_same_faces(two_people, default_model_dir, t
 
     cli = subprocess.run([sys.executable, "-m", "core", "predict", str(two_people), "--model", str(default_model_dir),
                           "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert [json.loads(line) for line in cli.stdout.splitlines()] == [{"file": str(two_people), **f.row()} for f in results]
+    assert [json.loads(line) for line in cli.stdout.splitlines()] == [f.row(str(two_people)) for f in results]
 
-    assert cli_main([str(two_people.parent), "--out", str(tmp_path / "rows.csv"), "--model", str(default_model_dir)]) == 0
+    assert main(["batch", str(two_people.parent), "--out", str(tmp_path / "rows.csv"), "--model", str(default_model_dir)]) == 0
     rows = pd.read_csv(tmp_path / "rows.csv")
     assert [(r.face, r.x, r.y, r.w, r.h, r.gender, int(np.floor(r.age + 0.5))) for r in rows.itertuples()] == expected
     assert [(r.age_low, r.age_high, r.quality, r.sharpness) for r in rows.itertuples()] \

@@ -1,6 +1,6 @@
 """The live camera pipeline on real UTKFace faces moving across synthetic 640x480 video.
 
-`core.live.FrameProcessor` is tested directly (detection, drawing, tracking, batching, smoothing,
+`core.video.live.FrameProcessor` is tested directly (detection, drawing, tracking, batching, smoothing,
 threading), and the Streamlit page through AppTest with `webrtc_streamer` replaced by a stub that
 feeds real frames into the page's own callback (AppTest cannot run the WebRTC component).
 The model here is the untrained tiny one: these tests check plumbing and numbers that do not
@@ -15,13 +15,17 @@ import types
 import numpy as np
 import pytest
 
-from _video_fixtures import background, pick_faces, scene
-from core.analysis import FaceAnalyzer, detector_for
+from core.analysis.drawing import draw_faces
+from core.analysis.pipeline import FaceAnalyzer
 from core.config import PROJECT_ROOT
-from core.drawing import draw_faces
-from core.faces import FaceDetector, align_face
-from core.geometry import iou
-from core.live import FrameProcessor, IouTracker, LiveSettings
+from core.detect import detector_for
+from core.detect.align import align_face
+from core.detect.blazeface import BlazeFaceDetector
+from core.imaging.boxes import iou
+from core.video.live import FrameProcessor, LiveSettings
+from core.video.tracking import IouTracker
+
+from _video_fixtures import background, pick_faces, scene
 
 LIVE_DETECTOR = detector_for("live")  # as the live page gets it (dashboard.state)
 
@@ -38,7 +42,7 @@ def clip(utkface_dir):
 
 @pytest.fixture(scope="module")
 def predictor(tiny_model_dir):
-    from core.inference import Predictor
+    from core.inference.predictor import Predictor
 
     return Predictor(tiny_model_dir)
 
@@ -143,7 +147,7 @@ def test_uses_the_batch_detector_alignment_and_model(clip, predictor):
     frame = clip[3][0]
     processor = FrameProcessor(FaceAnalyzer(predictor, LIVE_DETECTOR), LiveSettings(min_score=0.6))
     _, states = processor.process(frame)
-    detected = FaceDetector(min_score=0.6, full_range="never").detect(frame)
+    detected = BlazeFaceDetector(min_score=0.6, full_range="never").detect(frame)
     assert sorted((f.x, f.y, f.w, f.h) for f in detected) == sorted((s.face.x, s.face.y, s.face.w, s.face.h) for s in states)
     crops = np.stack([align_face(frame, s.face, predictor.image_size) for s in states])
     ages, p_female = predictor.predict_arrays(crops)
@@ -222,7 +226,7 @@ def test_settings_are_validated():
 
 
 def _face(x, y, size=100):
-    from core.faces import Face
+    from core.detect.face import Face
 
     return Face(x, y, size, size, 0.9, (x + 30.0, y + 40.0), (x + 70.0, y + 40.0))
 

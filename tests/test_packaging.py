@@ -46,7 +46,7 @@ def test_pip_install_gives_an_agegender_command(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(source)], check=True, cwd=tmp_path)
     assert (target / "dashboard" / "views" / "evaluation.py").is_file()  # the pages come along
-    assert (target / "core" / "weights" / "face_detection_yunet_2023mar.tflite").is_file()  # and the detector
+    assert (target / "core" / "detect" / "weights" / "face_detection_yunet_2023mar.tflite").is_file()  # and the detector
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run([sys.executable, str(target / "bin" / "agegender"), "--help"], cwd=elsewhere, env=env,

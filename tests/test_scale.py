@@ -10,9 +10,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from core.batch.output import read_results  # noqa: E402
+from core.cli import main  # noqa: E402
+from core.imaging.files import load_image  # noqa: E402
+
 from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops, write_bad_folder  # noqa: E402
-from core.batch import cli_main, read_results  # noqa: E402
-from core.images import load_image  # noqa: E402
 
 PHOTOS = 24
 
@@ -38,7 +40,7 @@ def folder(tmp_path_factory, utkface_dir):
 
 
 def batch(folder, out, model, *extra) -> tuple[int, pd.DataFrame]:
-    code = cli_main([str(folder), "--out", str(out), "--model", str(model), *extra])
+    code = main(["batch", str(folder), "--out", str(out), "--model", str(model), *extra])
     return code, read_results(out).sort_values(["file", "face"], ignore_index=True)
 
 
@@ -76,7 +78,7 @@ def test_a_uri_folder_is_read_through_rays_filesystems(local, folder, tiny_model
 def test_summary_matches_the_local_engine(folder, tiny_model_dir, tmp_path, cluster, capsys):
     texts = []
     for engine in ("local", "ray"):
-        cli_main([str(folder), "--out", str(tmp_path / f"{engine}.csv"), "--model", str(tiny_model_dir), "--engine", engine])
+        main(["batch", str(folder), "--out", str(tmp_path / f"{engine}.csv"), "--model", str(tiny_model_dir), "--engine", engine])
         lines = capsys.readouterr().out.splitlines()
         texts.append([lines[0].split(" in ")[0]] + lines[1:-1])  # all but the timing and the file name
     assert texts[0] == texts[1] and "  error: empty file (1)" in texts[1]
@@ -94,12 +96,12 @@ def test_resume_analyses_only_what_is_missing(on_ray, local, tiny_model_dir, fol
 
 def test_parquet_parts_hold_the_same_rows_and_resume(local, tiny_model_dir, folder, tmp_path, cluster, monkeypatch):
     """Small model batches and parts: many parts, each of whole images, whatever the batch."""
-    import core.parts
-    import core.scale
+    import core.batch.parts
+    import core.batch.ray
 
-    monkeypatch.setattr(core.scale, "IMAGES_PER_TASK", 4)
-    monkeypatch.setattr(core.scale, "BATCH_FACES", 4)
-    monkeypatch.setattr(core.parts, "PART_ROWS", 10)
+    monkeypatch.setattr(core.batch.ray, "IMAGES_PER_TASK", 4)
+    monkeypatch.setattr(core.batch.ray, "BATCH_FACES", 4)
+    monkeypatch.setattr(core.batch.parts, "PART_ROWS", 10)
     out = tmp_path / "results.parquet"
     code, table = batch(folder, out, tiny_model_dir, "--engine", "ray")
     parts = sorted(out.glob("part-*.parquet"))
@@ -115,7 +117,7 @@ def test_parquet_parts_hold_the_same_rows_and_resume(local, tiny_model_dir, fold
 
 
 def test_ray_is_imported_only_for_the_ray_engine(folder, tiny_model_dir, tmp_path):
-    script = (f"import sys; from core.batch import cli_main; cli_main([{str(folder)!r}, '--out', "
+    script = (f"import sys; from core.cli import main; main(['batch', {str(folder)!r}, '--out', "
               f"{str(tmp_path / 'out.csv')!r}, '--model', {str(tiny_model_dir)!r}]); "
               "import core.cli; assert 'ray' not in sys.modules, 'ray was imported'")
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import AGE_BAND_NAMES
-from core.evaluation import PREDICTION_COLUMNS, score
-from core.inference import Predictor
+from core.evaluate.metrics import PREDICTION_COLUMNS, score
+from core.inference.predictor import Predictor
+from core.labels import AGE_BAND_NAMES
 
 SHIPPED_FILES = ("model.keras", "model.json", "history.csv", "metrics.json", "predictions.csv", "split.csv",
                  "labels.csv", "MODEL_CARD.md")

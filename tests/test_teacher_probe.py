@@ -48,8 +48,9 @@ def test_probe_answers_every_file_and_is_fitted_on_train_only(tmp_path, capsys):
 def test_student_views_are_our_aligned_crops_and_faceless_images_are_left_out(tmp_path, utkface_dir, capsys):
     from PIL import Image
 
-    from core.faces import align_face, build_detector
-    from core.images import load_image
+    from core.detect import build_detector
+    from core.detect.align import align_face
+    from core.imaging.files import load_image
     from tests._faces_fixtures import face_free, one_face_photo, utk_crops
 
     (crop_path, age, gender), = utk_crops(utkface_dir, 1, seed=3)

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from core.config import Config
-from core.inference import Predictor
-from core.model import build_model, load_model, save_model
-from core.training import HISTORY_COLUMNS, HISTORY_FILE, RunRecorder, TrainingStopped, cosine_schedule, train
+from core.inference.predictor import Predictor
+from core.train.model import build_model, load_model, save_model
+from core.train.training import HISTORY_COLUMNS, HISTORY_FILE, RunRecorder, TrainingStopped, cosine_schedule, train
 from tests.helpers import synthetic_face, write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=5, batch_size=16, learning_rate=3e-3, augment=True,
@@ -71,7 +71,7 @@ def test_resume_continues_from_the_last_epoch_with_the_runs_settings_and_split(r
 
 
 def test_zero_epochs_is_refused_before_anything_is_loaded(tmp_path):
-    with pytest.raises(ValueError, match=r"^epochs must be at least 1 \(got 0\)$"):
+    with pytest.raises(ValueError, match=r"^epochs must be between 1 and 1000, got 0$"):
         train(tmp_path / "no-such-dataset", tmp_path / "run", CONFIG.replace(epochs=0))
     assert not (tmp_path / "run").exists()
 
@@ -113,7 +113,8 @@ def test_stop_after_an_epoch_keeps_and_scores_the_best_model(tmp_path, monkeypat
 
 
 def test_cli_train_explains_a_stop_before_the_first_epoch(tmp_path, monkeypatch, capsys):
-    from core import cli, training
+    from core import cli
+    from core.train import training
 
     def stopped(*args, **kwargs):
         raise TrainingStopped(training.STOPPED_EARLY)
@@ -124,7 +125,7 @@ def test_cli_train_explains_a_stop_before_the_first_epoch(tmp_path, monkeypatch,
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {training.STOPPED_EARLY}"
     monkeypatch.undo()
     assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "0"]) == 1
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: epochs must be at least 1 (got 0)"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: epochs must be between 1 and 1000, got 0"
 
 
 def test_cosine_schedule_warms_up_then_decays():
@@ -165,7 +166,7 @@ def test_mobilenetv2_option_saves_loads_and_predicts_like_the_trained_model(tmp_
 
 
 def test_unknown_architecture_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+    with pytest.raises(ValueError, match="architecture must be one of resnet, mobilenetv2, got 'vgg'"):
         build_model(Config(architecture="vgg"))
 
 
@@ -174,11 +175,11 @@ def test_realigned_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_di
     without a face (synthetic stripes) keep their crop."""
     import warnings
 
-    from core.datasets import DatasetWarning, load_dataset, load_images
-    from core.analysis import detector_for
-    from core.faces import align_face
-    from core.images import load_image
-    from core.training import realigned
+    from core.data.datasets import DatasetWarning, load_dataset, load_images
+    from core.detect import detector_for
+    from core.detect.align import align_face
+    from core.imaging.files import load_image
+    from core.train.training import realigned
 
     write_utkface_folder(tmp_path, n=3)
     with warnings.catch_warnings():
@@ -196,7 +197,7 @@ def test_realigned_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_di
 
 
 def test_face_only_hides_the_hair_and_background_of_the_chosen_crops_and_keeps_the_face():
-    from core.augment import FACE_ELLIPSE, hide_outside_face
+    from core.train.augment import FACE_ELLIPSE, hide_outside_face
 
     images = np.stack([synthetic_face(30, i % 2, seed=i) for i in range(64)]).astype(np.float32)
     size = images.shape[1]
@@ -216,7 +217,7 @@ def test_face_only_hides_the_hair_and_background_of_the_chosen_crops_and_keeps_t
 
 
 def test_training_pipeline_hides_the_hair_when_asked():
-    from core.training import make_pipeline
+    from core.train.training import make_pipeline
 
     images = np.stack([synthetic_face(30, i % 2, seed=i) for i in range(8)])
     ages, genders = np.full(8, 30), np.arange(8) % 2

@@ -5,9 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import Config
-from core.training import (AgeDistributionLoss, EmbeddingLoss, embedding_targets, make_pipeline, teacher_targets,
-                           train)
+from core.config import Config, user_options
+from core.train.training import AgeDistributionLoss, EmbeddingLoss, embedding_targets, make_pipeline, teacher_targets, train
 from tests.helpers import write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=2, batch_size=16, augment=False, val_fraction=0.2, test_fraction=0.2,
@@ -79,14 +78,15 @@ def test_a_missing_teacher_file_is_a_one_line_error_naming_it(tmp_path, capsys):
 
 
 def test_teacher_options_are_cli_flags_and_training_form_fields():
-    from core.cli import build_parser, config_from_args
+    from core.cli.main import build_parser
+    from core.cli.options import config_from_args
 
     args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--teacher", "t.csv", "--teacher-weight", "0.25"])
     assert config_from_args(args).teacher == "t.csv" and config_from_args(args).teacher_weight == 0.25
-    form = [option.name for option in Config.options()]
+    form = [option.name for option in user_options(Config)]
     assert "teacher_weight" in form and "teacher" in form
     # checked against the shared folders
-    assert [o.name for o in Config.options() if o.metadata["path"]] == ["teacher", "embedding_teacher"]
+    assert [o.name for o in user_options(Config) if o.metadata["path"]] == ["teacher", "embedding_teacher"]
 
 
 def test_embedding_loss_is_one_minus_cosine_on_masked_rows_only():
@@ -104,7 +104,7 @@ def test_embedding_loss_is_one_minus_cosine_on_masked_rows_only():
 
 
 def test_training_with_an_embedding_teacher_saves_a_model_without_its_head(tmp_path, capsys):
-    from core.inference import Predictor
+    from core.inference.predictor import Predictor
 
     rows = write_utkface_folder(tmp_path / "data", n=40)
     files = [name for name, *_ in rows[:-5]]
@@ -119,7 +119,7 @@ def test_training_with_an_embedding_teacher_saves_a_model_without_its_head(tmp_p
     image = np.full((1, 32, 32, 3), 128, np.uint8)
     p_female, ages = predictor.predict_arrays(image)
     assert p_female.shape == (1,) and ages.shape == (1,)
-    from core.model import load_model
+    from core.train.model import load_model
 
     model, _ = load_model(tmp_path / "run")
     assert sorted(model.output) == ["age", "gender"]

@@ -14,15 +14,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analysis import FaceAnalyzer, FaceResult, face_result
-from core.batch import COLUMNS, analyze_images, cli_main
-from core.calibration import LEVELS, AgeCalibration, age_check, fit, load_calibration, needed_factors
-from core.config import AGE_BAND_NAMES, PROJECT_ROOT, AnswerSettings
-from core.datasets import load_dataset, select_split
-from core.faces import Face
-from core.inference import Prediction, Predictor
-from core.quality import MIN_SHARPNESS, Quality, measure, roll_of, yaw_of
-from core.reliability import age_check_rates, gender_reliability, interval_coverage
+from core.analysis.pipeline import FaceAnalyzer
+from core.analysis.quality import MIN_SHARPNESS, Quality, measure, roll_of, yaw_of
+from core.analysis.results import COLUMNS, FaceResult, face_result
+from core.batch.engine import analyze_images
+from core.cli import main
+from core.config import PROJECT_ROOT, AnswerSettings
+from core.data.datasets import load_dataset, select_split
+from core.detect.face import Face
+from core.evaluate.reliability import age_check_rates, gender_reliability, interval_coverage
+from core.inference.calibration import LEVELS, AgeCalibration, age_check, fit, load_calibration, needed_factors
+from core.inference.predictor import Prediction, Predictor
+from core.labels import AGE_BAND_NAMES
 from core.runs import CALIBRATION_FILE, ModelError
 from tests.helpers import synthetic_face, write_utkface_folder
 
@@ -134,9 +137,9 @@ def test_poor_faces_abstain_only_when_asked():
                             answers=AnswerSettings(min_quality="good", age_threshold=18))
     assert abstained.status == "uncertain" and abstained.age_check == "uncertain"
     assert abstained.label(show_probability=True) == "1 female 90%, 24-37 | 18? | uncertain: small,blurry"
-    row = abstained.row()
+    row = abstained.row("face.jpg")
     assert row["quality"] == "poor" and row["quality_issues"] == "small;blurry" and row["gender_confidence"] == 0.9
-    assert FaceResult(1, 0, 0, 9, 9, None, None, None, 30.0, 0.5).row()["quality"] is None  # older callers
+    assert FaceResult(1, 0, 0, 9, 9, None, None, None, 30.0, 0.5).row("x.jpg")["quality"] is None  # older callers
 
 
 def test_reliability_reports_by_hand():
@@ -190,7 +193,7 @@ def calibrated_tiny(tiny_model_dir, tmp_path_factory):
 def test_batch_cli_reports_intervals_quality_and_the_age_check(calibrated_tiny, tmp_path, capsys):
     model, folder = calibrated_tiny
     out = tmp_path / "rows.csv"
-    assert cli_main([str(folder), "--out", str(out), "--model", str(model), "--aligned", "--age-threshold", "18",
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(model), "--aligned", "--age-threshold", "18",
                      "--interval", "0.9"]) == 0
     table = pd.read_csv(out)
     assert list(table.columns) == COLUMNS and (table["status"] == "ok").all()
@@ -199,7 +202,7 @@ def test_batch_cli_reports_intervals_quality_and_the_age_check(calibrated_tiny, 
     assert set(table["quality"]) <= {"good", "poor"} and (table["size_px"] == 48).all()
     assert "age check at 18:" in capsys.readouterr().out
     wide = pd.read_csv(out)["age_high"] - pd.read_csv(out)["age_low"]
-    assert cli_main([str(folder), "--out", str(out), "--model", str(model), "--aligned", "--interval", "0.6",
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(model), "--aligned", "--interval", "0.6",
                      "--min-quality", "good"]) == 0
     narrow = pd.read_csv(out)
     assert (narrow["age_high"] - narrow["age_low"] <= wide).all() and narrow["age_check"].isna().all()
@@ -257,7 +260,7 @@ def test_the_shipped_metrics_publish_the_same_coverage(default_model_dir, test_s
 
 
 def test_gender_temperature_undoes_under_confidence_and_predictor_applies_it(tmp_path):
-    from core.calibration import fit_temperature, temper
+    from core.inference.calibration import fit_temperature, temper
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3.0, 20000)
@@ -268,8 +271,8 @@ def test_gender_temperature_undoes_under_confidence_and_predictor_applies_it(tmp
     assert temper(np.array([0.5, 0.8]), 0.5) == pytest.approx([0.5, 0.8 ** 2 / (0.8 ** 2 + 0.2 ** 2)], abs=1e-6)
 
     from core.config import Config
-    from core.inference import Predictor
-    from core.model import build_model, save_model
+    from core.inference.predictor import Predictor
+    from core.train.model import build_model, save_model
 
     config = Config(image_size=32, width=8)
     save_model(build_model(config), tmp_path, config)

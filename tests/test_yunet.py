@@ -7,13 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from _faces_fixtures import (background, clear_faces, face_free, paste, pasted_face_box, pasted_faces_found,
-                             utk_crops)
-from core.faces import (DETECTORS, YUNET_TEMPLATE, Face, FaceDetector, align_face, alignment_matrix,
-                        build_detector, face_boxes)
-from core.geometry import iou
-from core.images import load_image
-from core.yunet import LITERT_WEIGHTS, WORK_SIDE, YuNetDetector
+from core.config import DETECTORS
+from core.detect import build_detector
+from core.detect.align import YUNET_TEMPLATE, align_face, alignment_matrix
+from core.detect.blazeface import BlazeFaceDetector
+from core.detect.face import Face, face_boxes
+from core.detect.yunet import LITERT_WEIGHTS, WORK_SIDE, YuNetDetector
+from core.imaging.boxes import iou
+from core.imaging.files import load_image
+
+from _faces_fixtures import background, clear_faces, face_free, paste, pasted_face_box, pasted_faces_found, utk_crops
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def test_build_detector_knows_every_name_and_refuses_others():
     assert isinstance(build_detector(), YuNetDetector)
     assert isinstance(build_detector("yunet", min_score=0.8), YuNetDetector)
     assert build_detector("yunet", min_score=0.8).min_score == 0.8
-    assert isinstance(build_detector("blazeface", full_range="never"), FaceDetector)
+    assert isinstance(build_detector("blazeface", full_range="never"), BlazeFaceDetector)
     with pytest.raises(ValueError, match="yunet"):
         build_detector("haar")
 
@@ -158,7 +161,7 @@ def test_litert_yunet_finds_what_opencvs_own_yunet_finds(utkface_dir, yunet, siz
     FaceDetectorYN's detections on the shipped ONNX: same count, boxes, landmarks and scores
     (measured: within 0.0003 px on 80 photos and AFW images). Sizes not divisible by 32 check
     the padding."""
-    from core.yunet import ONNX_WEIGHTS
+    from core.detect.yunet import ONNX_WEIGHTS
 
     width, height = size
     photo = background(width, height, seed=width)

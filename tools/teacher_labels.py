@@ -46,7 +46,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.config import AGE_BANDS, DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, age_band  # noqa: E402
+from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR  # noqa: E402
+from core.labels import AGE_BANDS, age_band  # noqa: E402
 
 FACEAPI_DIR = ROOT / "tools" / "faceapi"
 FACEAPI_SIZE = 112
@@ -56,7 +57,7 @@ PEER_PYTHON = "/work/peer-venv/bin/python"
 def dataset_files(data: Path, limit: int | None) -> pd.DataFrame:
     import warnings
 
-    from core.datasets import DatasetWarning, load_dataset
+    from core.data.datasets import DatasetWarning, load_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)  # malformed names are not labelled: nothing to distil
@@ -81,8 +82,8 @@ def square_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int) ->
 
 
 def faceapi(args) -> int:
-    from core.analysis import detector_for
-    from core.images import load_image
+    from core.detect import detector_for
+    from core.imaging.files import load_image
 
     table = dataset_files(Path(args.data), args.limit)
     if not (FACEAPI_DIR / "node_modules").is_dir():
@@ -189,14 +190,15 @@ def embed(args) -> int:
 
 def student_views(table: pd.DataFrame, size: int, folder: Path) -> pd.DataFrame:
     """The table with each image replaced by what a model of input `size` sees of it in use: the
-    product's detector and aligner (core.faces), the aligned crop at `size` px, scaled back to
+    product's detector and aligner (core.detect), the aligned crop at `size` px, scaled back to
     UTKFace's 200 px for the teacher. Images where no face is found are dropped and counted. Asks
     whether our framing and resolution keep what the teacher needs (`probe --check` on the result)."""
     import cv2
     from PIL import Image
 
-    from core.faces import CROP_SIZE, align_face, build_detector
-    from core.images import ImageError, load_image
+    from core.detect import build_detector
+    from core.detect.align import CROP_SIZE, align_face
+    from core.imaging.files import ImageError, load_image
 
     detector, views = build_detector(), {}
     for k, source in zip(table.index, table["path"]):
@@ -240,7 +242,7 @@ def probe(args) -> int:
     """A gender teacher from embeddings: logistic regression fitted on the training split of a
     model's split.csv only. Training images get out-of-fold answers (5 folds), so no target is the
     probe repeating a label it was fitted on; the others get the probe fitted on all of train."""
-    from core.datasets import read_split
+    from core.data.datasets import read_split
 
     cache = np.load(args.embeddings)
     emb = pd.DataFrame(cache["embeddings"].astype(np.float64), index=pd.Index(cache["files"], name="file"))
@@ -288,7 +290,7 @@ def combine(args) -> int:
 
 
 def score(args) -> int:
-    from core.datasets import read_split
+    from core.data.datasets import read_split
 
     teacher = pd.read_csv(args.teacher).rename(columns={"p_female": "t_female", "age": "t_age"})
     split = read_split(Path(args.model))

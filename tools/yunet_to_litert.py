@@ -1,4 +1,4 @@
-"""Convert the shipped YuNet ONNX (core/weights, MIT) into the LiteRT model core/yunet.py runs.
+"""Convert the shipped YuNet ONNX (core/detect/weights, MIT) into the LiteRT model core/detect/yunet.py runs.
 
 Why: OpenCV's DNN runs YuNet's 2023mar int8bq graph in about 15 ms per 640x480 photo on one
 core, most of a batch photo's cost; the same network under LiteRT's XNNPACK kernels is several
@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.yunet import LITERT_WEIGHTS, ONNX_WEIGHTS, STRIDES  # noqa: E402
+from core.detect.yunet import LITERT_WEIGHTS, ONNX_WEIGHTS, STRIDES  # noqa: E402
 
 HEADS = ("cls", "obj", "bbox", "kps")  # 1 + 1 + 4 + 10 values per cell, in this order
 

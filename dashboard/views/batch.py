@@ -1,5 +1,5 @@
 """Batch analysis: every face in many photos (uploads, zips or a folder on the server) through
-`core.batch.analyze_folder`, as a table, charts of the people found, and a CSV download."""
+`core.batch.engine.analyze_folder`, as a table, charts of the people found, and a CSV download."""
 from __future__ import annotations
 
 import tempfile
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.batch import FACE_STATUSES, analyze_folder
-from core.calibration import AGE_CHECKS
-from core.images import IMAGE_EXTENSIONS
-from core.spreadsheet import to_safe_csv
+from core.analysis.results import FACE_STATUSES
+from core.batch.engine import analyze_folder
+from core.batch.spreadsheet import to_safe_csv
+from core.imaging.files import IMAGE_EXTENSIONS
+from core.inference.calibration import AGE_CHECKS
 from dashboard import access, charts, components, state, tables, uploads
 
 UPLOAD, FOLDER = "Upload images or zip files", "A folder on the server"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import GENDERS
+from core.labels import GENDERS, RACE_NAMES
 from dashboard import charts, components, state, tables
 
 SAMPLE_FACES = 18
@@ -18,7 +18,7 @@ with st.container(border=True):
     youngest, oldest = int(faces["age"].min()), max(int(faces["age"].max()), int(faces["age"].min()) + 1)
     ages = left.slider("Age range", youngest, oldest, (youngest, oldest), key=f"demo_ages:{scope}")
     genders = right.multiselect("Gender", GENDERS, default=list(GENDERS), key=f"demo_genders:{scope}")
-    present = [race for race in tables.RACE_NAMES if race in set(faces["race"])]
+    present = [race for race in RACE_NAMES if race in set(faces["race"])]
     races = st.multiselect("Race", present, default=present, key=f"demo_races:{scope}")
 shown = tables.filter_faces(faces, ages, genders, races)
 

@@ -1,13 +1,13 @@
 """Evaluation: how right the model is, overall and per group, from its saved test results or a
-fresh run of `core.evaluation.evaluate` on the chosen dataset."""
+fresh run of `core.evaluate.evaluator.evaluate` on the chosen dataset."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 from core.config import AnswerSettings
-from core.datasets import read_split, select_split
-from core.evaluation import evaluate
+from core.data.datasets import read_split, select_split
+from core.evaluate.evaluator import evaluate
 from core.runs import LITERT_FILE, METRICS_FILE, PREDICTIONS_FILE, unscored_reason
 from dashboard import charts, components, state, tables
 

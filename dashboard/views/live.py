@@ -2,7 +2,7 @@
 labelled with age and gender, and the page shows who is in view and a running tally.
 
 Works as a page of the dashboard (st.navigation) and alone: `streamlit run dashboard/views/live.py`.
-The per-frame work is `core.live.FrameProcessor` (the same detector, alignment and Predictor as
+The per-frame work is `core.video.live.FrameProcessor` (the same detector, alignment and Predictor as
 batch analysis); this file is only the UI around it. Threads: `webrtc_streamer` calls the frame
 callback on its own worker thread; the callback hands results to the script thread through a
 queue, and the script loops, showing them, while the stream plays.
@@ -35,8 +35,8 @@ if "pylibsrtp" not in sys.modules and "tensorflow" in sys.modules:
 import av  # noqa: E402
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 
-from core.live import FrameProcessor, LiveStats  # noqa: E402
 from core.runs import ModelError  # noqa: E402
+from core.video.live import FrameProcessor, LiveStats  # noqa: E402
 from dashboard import components, state  # noqa: E402
 
 logger = logging.getLogger(__name__)

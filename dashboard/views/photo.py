@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.analysis import load_photo
-from core.drawing import draw_faces
-from core.images import IMAGE_EXTENSIONS, ImageError
+from core.analysis.drawing import draw_faces
+from core.analysis.pipeline import load_photo
+from core.imaging.files import IMAGE_EXTENSIONS, ImageError
 from dashboard import components, state
 
 UPLOAD, CAMERA = "Upload a photo", "Take a photo"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.config import DATASET_FORMATS, DEFAULT_DATASET_DIR, Config
+from core.config import DATASET_FORMATS, DEFAULT_DATASET_DIR, Config, user_options
 from core.runs import HISTORY_FILE, METRICS_FILE, SETTINGS_FILE
 from dashboard import access, charts, jobs, state, tables
 
@@ -143,7 +143,7 @@ def start_run(s) -> str:
         dataset = access.server_path(data, state.server_roots())
     except access.PathRefused as exc:
         raise RunRefused(f"Dataset {exc}.") from None
-    config = Config(**{option.name: _form_value(option, s[f"train_{option.name}"]) for option in Config.options()})
+    config = Config(**{option.name: _form_value(option, s[f"train_{option.name}"]) for option in user_options(Config)})
     settings = jobs.TrainSettings(data=str(dataset), config=config,
                                   fmt=None if s["train_format"] == DETECT else s["train_format"],
                                   limit=s["train_limit"] or None)
@@ -203,7 +203,7 @@ def launch_form() -> None:
         middle.text_input("Dataset (UTKFace folder, 48x48 pixel CSV, or folder with labels.csv)",
                           value=suggestion, key="train_data")
         right.selectbox("Format", [DETECT, *DATASET_FORMATS], key="train_format")
-        options = Config.options()
+        options = user_options(Config)
         for start in range(0, len(options), 4):
             for column, option in zip(st.columns(4), options[start:start + 4]):
                 with column:

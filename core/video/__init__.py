@@ -1,0 +1,1 @@
+"""Faces over time: tracking faces across frames (`tracking`) and live video (`live`)."""
