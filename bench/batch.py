@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from core.analysis.pipeline import FaceAnalyzer  # noqa: E402
 from core.batch.engine import analyze_folder  # noqa: E402
@@ -28,8 +27,7 @@ from core.detect import build_detector  # noqa: E402
 from core.imaging.files import load_image  # noqa: E402
 from core.inference.predictor import Predictor  # noqa: E402
 from core.runs import LITERT_FILE  # noqa: E402
-
-from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops  # noqa: E402
+from testkit.faces import jpeg_bytes, one_face_photo, utk_crops  # noqa: E402
 
 
 def main() -> None:

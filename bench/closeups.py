@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from core.config import DEFAULT_DATASET_DIR, DETECTORS  # noqa: E402
@@ -28,8 +27,7 @@ from core.detect import build_detector  # noqa: E402
 from core.detect.face import face_boxes  # noqa: E402
 from core.imaging.boxes import iou  # noqa: E402
 from core.imaging.files import load_image  # noqa: E402
-
-from _faces_fixtures import background, clear_faces, paste, pasted_face_box  # noqa: E402
+from testkit.faces import background, clear_faces, paste, pasted_face_box  # noqa: E402
 
 PHOTOS = ((640, 480), (1280, 720), (1000, 1000))
 CROP_SIDES = (0.5, 0.8, 1.1, 1.4, 1.8, 2.2)  # times the photo's shorter side

@@ -6,7 +6,7 @@
   them larger). Detections matching no annotated face are counted too, but they overstate
   false alarms: many are real faces nobody annotated. AFW is a check only: nothing is tuned
   on it.
-- False faces per photo on generated 640x480 face-free images (tests/_faces_fixtures.py
+- False faces per photo on generated 640x480 face-free images (testkit/faces.py
   `face_free`, seeds from 10,000 up). `--sweep` instead prints false faces per photo by score
   threshold on seeds 0-349, the set YuNet's MIN_SCORE was chosen on.
 - Median ms per photo (one call at a time) on AFW photos resized to 640x480 and 1920x1080, and
@@ -35,7 +35,6 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from core.config import (
     DETECTORS,
@@ -44,8 +43,7 @@ from core.config import (
 from core.detect import build_detector
 from core.imaging.boxes import iou as _iou  # noqa: E402
 from core.imaging.files import load_image  # noqa: E402
-
-from _faces_fixtures import face_free  # noqa: E402
+from testkit.faces import face_free  # noqa: E402
 
 AFW = PROJECT_ROOT.parent / "shared" / "datasets" / "afw"
 YAW_BINS = ((0, 30), (30, 60), (60, 180))

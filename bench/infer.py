@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR  # noqa: E402
 from core.imaging.files import load_image  # noqa: E402
-from core.inference.predictor import ENGINES, Predictor  # noqa: E402
+from core.inference.predictor import Predictor  # noqa: E402
 
 
 def crops(n: int) -> np.ndarray:
@@ -50,12 +50,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-flip", action="store_true", help="without the mirror-image averaging (2x faster)")
-    parser.add_argument("--engine", choices=ENGINES, default="litert", help="LiteRT export (default) or the Keras model")
+    parser.add_argument("--engine", choices=("litert", "keras"), default="litert",
+                        help="LiteRT export (default) or the Keras model (imports TensorFlow)")
     args = parser.parse_args()
 
     started = time.perf_counter()
+    network = None
+    if args.engine == "keras":
+        from core.train.model import KerasNetwork
+
+        network = KerasNetwork(args.model)
     predictor = Predictor(args.model, batch_size=args.batch_size, flip_tta=False if args.no_flip else None,
-                          engine=args.engine)
+                          network=network)
     load_s = time.perf_counter() - started
     rate = crops_per_second(predictor, crops(args.batch_size), args.runs, verbose=True)
     print(json.dumps({"crops_per_s": round(rate, 1), "batch_size": args.batch_size,

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, Config  # noqa: E402
-from tests._video_fixtures import pick_faces, scene  # noqa: E402
+from testkit.video import pick_faces, scene  # noqa: E402
 
 TARGET_FPS, MINIMUM_FPS = 25.0, 15.0
 

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from _browser import CHROMIUM, chromium, dashboard_server, wait_for_heading, wait_until_idle  # noqa: E402
+from testkit.browser import CHROMIUM, chromium, dashboard_server, wait_for_heading, wait_until_idle  # noqa: E402
 
 PAGES = [("", "Demographics"), ("training", "Training"), ("evaluation", "Evaluation"),
          ("photo", "Single photo"), ("batch", "Batch analysis"), ("live", "Live camera")]

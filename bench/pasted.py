@@ -18,13 +18,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, DETECTORS  # noqa: E402
 from core.detect import build_detector  # noqa: E402
 from core.inference.predictor import Predictor  # noqa: E402
-
-from _faces_fixtures import pasted_and_aligned  # noqa: E402
+from testkit.faces import pasted_and_aligned  # noqa: E402
 
 
 def main() -> None:

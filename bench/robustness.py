@@ -3,7 +3,7 @@
 Takes the validation split of the model's split.csv (UTKFace crops never trained on; `--limit`
 of them, a fixed sample), damages each crop with each corruption of `core.data.corruptions` (low
 resolution, blur, JPEG, noise, low light, colour cast, grey, bands over the eyes or mouth, yaw),
-pastes it into a synthetic 640x480 scene (tests/_faces_fixtures.py, as bench/pasted.py; same scene,
+pastes it into a synthetic 640x480 scene (testkit/faces.py, as bench/pasted.py; same scene,
 size and tilt for every corruption of a face, so only the damage differs) and sends the scene
 through `FaceAnalyzer` detect + align + predict, scoring the most confident face. Then the
 face-research-lab portraits (a check, never trained on) through the same pipeline
@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from core.analysis.pipeline import FaceAnalyzer  # noqa: E402
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT  # noqa: E402
@@ -36,8 +35,7 @@ from core.detect.blazeface import BlazeFaceDetector  # noqa: E402
 from core.evaluate.evaluator import evaluate  # noqa: E402
 from core.imaging.files import load_image  # noqa: E402
 from core.inference.predictor import Predictor  # noqa: E402
-
-from _faces_fixtures import background, paste  # noqa: E402
+from testkit.faces import background, paste  # noqa: E402
 
 FRL_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "face-research-lab"
 CLEAN = "clean"

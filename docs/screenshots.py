@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from _browser import CHROMIUM, chromium, dashboard_server, wait_for_heading, wait_until_idle  # noqa: E402
+from testkit.browser import CHROMIUM, chromium, dashboard_server, wait_for_heading, wait_until_idle  # noqa: E402
 
 PHOTO = ROOT / "docs" / "assets" / "astronaut.jpg"
 OUT = ROOT / "docs" / "screenshots"

@@ -21,8 +21,7 @@ from core.config import PROJECT_ROOT
 from core.detect.blazeface import BlazeFaceDetector
 from core.imaging.files import load_image
 from core.inference.predictor import Predictor
-
-from _faces_fixtures import background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
+from testkit.faces import background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from core.config import PROJECT_ROOT
-from tests.helpers import write_utkface_folder
+from testkit.datasets import write_utkface_folder
 
 
 def run_cli(*args, timeout=180):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from core.data.corruptions import CORRUPTIONS, degrade_batch
-from tests.helpers import synthetic_face
+from testkit.datasets import synthetic_face
 
 
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))

@@ -549,7 +549,7 @@ def test_fresh_evaluation_on_the_test_split(app, run_dir, utkface_dir):
 
 
 def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, utkface_dir, tmp_path):
-    from _faces_fixtures import write_photo_folder
+    from testkit.faces import write_photo_folder
 
     open_page(app, "evaluation", ("folder-csv", write_photo_folder(tmp_path, utkface_dir)))
     app.radio(key="eval_mode").set_value("Fresh evaluation on the dataset")
@@ -571,8 +571,7 @@ def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, ut
 def group_photo(utkface_dir: Path, faces: int, seed: int = 0) -> bytes:
     """A JPEG of `faces` real UTKFace crops side by side on a synthetic backdrop (made at test time)."""
     from core.imaging.files import load_image
-
-    from _faces_fixtures import background, jpeg_bytes, paste, utk_crops
+    from testkit.faces import background, jpeg_bytes, paste, utk_crops
 
     photo = background(260 * faces + 40, 400, seed)
     for i, (path, _, _) in enumerate(utk_crops(utkface_dir, faces, seed=seed)):
@@ -674,7 +673,7 @@ def test_a_79_megapixel_jpeg_is_decoded_downscaled(tmp_path):
 def test_batch_of_uploads_and_a_zip(app, utkface_dir):
     import cv2
 
-    from _faces_fixtures import jpeg_bytes
+    from testkit.faces import jpeg_bytes
 
     blank = cv2.imencode(".png", np.full((300, 400, 3), 128, np.uint8))[1].tobytes()
     archive = _zip({"trip/one.jpg": group_photo(utkface_dir, 1, seed=5), "../escape.jpg": b"x"})
@@ -699,7 +698,7 @@ def test_batch_of_uploads_and_a_zip(app, utkface_dir):
 def test_batch_on_a_server_folder_of_aligned_crops(app, utkface_dir, tmp_path):
     import shutil
 
-    from _faces_fixtures import utk_crops
+    from testkit.faces import utk_crops
 
     for path, _, _ in utk_crops(utkface_dir, 5, seed=7):
         shutil.copy(path, tmp_path / path.name)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_dashboard import group_photo, run_dir  # noqa: F401  (run_dir: the shared run-folder fixture)
 
-from _browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server, wait_until_idle
+from testkit.browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server, wait_until_idle
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")

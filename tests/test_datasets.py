@@ -20,7 +20,7 @@ from core.data.datasets import (
     split_dataset,
 )
 from core.labels import age_band
-from tests.helpers import synthetic_face, write_utkface_folder
+from testkit.datasets import synthetic_face, write_utkface_folder
 
 
 @pytest.mark.parametrize("name, expected", [

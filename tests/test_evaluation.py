@@ -9,7 +9,7 @@ import pytest
 from core.config import PROJECT_ROOT
 from core.evaluate.metrics import score
 from core.inference.predictor import Predictor
-from tests.helpers import write_utkface_folder
+from testkit.datasets import write_utkface_folder
 
 
 def test_score_matches_hand_computed_values():
@@ -64,7 +64,7 @@ def test_cli_evaluate_json_matches_hand_computed_mae(tmp_path, tiny_model_dir, f
 
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory, utkface_dir):
-    from _faces_fixtures import write_photo_folder
+    from testkit.faces import write_photo_folder
 
     return write_photo_folder(tmp_path_factory.mktemp("photos"), utkface_dir)
 

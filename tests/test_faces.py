@@ -14,8 +14,7 @@ from core.detect.blazeface import BlazeFaceDetector
 from core.detect.face import Face
 from core.imaging.files import load_image
 from core.imaging.pixels import fit_within
-
-from _faces_fixtures import background, clear_faces, face_free, paste, pasted_and_aligned, pasted_faces_found, utk_crops
+from testkit.faces import background, clear_faces, face_free, paste, pasted_and_aligned, pasted_faces_found, utk_crops
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,7 @@ from core.detect.blazeface import BlazeFaceDetector
 from core.imaging.files import load_image
 from core.inference.predictor import Predictor
 from core.train.model import KerasNetwork
-
-from _faces_fixtures import background, clear_faces, jpeg_bytes, paste
+from testkit.faces import background, clear_faces, jpeg_bytes, paste
 
 # Measured on 512 UTKFace crops with the shipped model: max |age difference| 1.9e-5 years,
 # max |p_female difference| 7.7e-7, no gender flips. The tolerances leave room for other CPUs.

@@ -24,8 +24,7 @@ from core.detect.blazeface import BlazeFaceDetector
 from core.imaging.boxes import iou
 from core.video.live import FrameProcessor, LiveSettings
 from core.video.tracking import IouTracker
-
-from _video_fixtures import background, pick_faces, scene
+from testkit.video import background, pick_faces, scene
 
 LIVE_DETECTOR = detector_for("live")  # as the live page gets it (dashboard.state)
 

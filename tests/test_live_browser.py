@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from core.config import PROJECT_ROOT
-
-from _browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server
-from _video_fixtures import pick_faces, scene, write_y4m
+from testkit.browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server
+from testkit.video import pick_faces, scene, write_y4m
 
 PAGE = PROJECT_ROOT / "dashboard" / "views" / "live.py"
 DEADLINE = 75  # seconds for the whole browser session, server start included

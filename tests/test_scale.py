@@ -13,8 +13,7 @@ ray = pytest.importorskip("ray")
 from core.batch.output import read_results  # noqa: E402
 from core.cli import main  # noqa: E402
 from core.imaging.files import load_image  # noqa: E402
-
-from _faces_fixtures import jpeg_bytes, one_face_photo, utk_crops, write_bad_folder  # noqa: E402
+from testkit.faces import jpeg_bytes, one_face_photo, utk_crops, write_bad_folder  # noqa: E402
 
 PHOTOS = 24
 

@@ -8,7 +8,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import teacher_labels  # noqa: E402
 
-from tests.helpers import write_utkface_folder  # noqa: E402
+from testkit.datasets import write_utkface_folder  # noqa: E402
 
 
 def test_logistic_fit_is_the_penalised_optimum():
@@ -51,7 +51,7 @@ def test_student_views_are_our_aligned_crops_and_faceless_images_are_left_out(tm
     from core.detect import build_detector
     from core.detect.align import align_face
     from core.imaging.files import load_image
-    from tests._faces_fixtures import face_free, one_face_photo, utk_crops
+    from testkit.faces import face_free, one_face_photo, utk_crops
 
     (crop_path, age, gender), = utk_crops(utkface_dir, 1, seed=3)
     photo = one_face_photo(load_image(crop_path), side=220, seed=0)

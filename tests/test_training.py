@@ -8,7 +8,7 @@ from core.config import Config
 from core.inference.predictor import Predictor
 from core.train.model import build_model, load_model, save_model
 from core.train.training import HISTORY_COLUMNS, HISTORY_FILE, RunRecorder, TrainingStopped, cosine_schedule, train
-from tests.helpers import synthetic_face, write_utkface_folder
+from testkit.datasets import synthetic_face, write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=5, batch_size=16, learning_rate=3e-3, augment=True,
                 val_fraction=0.2, test_fraction=0.2, early_stopping_patience=10)

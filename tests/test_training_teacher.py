@@ -7,7 +7,7 @@ import pytest
 
 from core.config import Config, user_options
 from core.train.training import AgeDistributionLoss, EmbeddingLoss, embedding_targets, make_pipeline, teacher_targets, train
-from tests.helpers import write_utkface_folder
+from testkit.datasets import write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=2, batch_size=16, augment=False, val_fraction=0.2, test_fraction=0.2,
                 teacher_weight=0.3)

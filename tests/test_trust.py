@@ -27,7 +27,7 @@ from core.inference.calibration import LEVELS, AgeCalibration, age_check, fit, l
 from core.inference.predictor import Prediction, Predictor
 from core.labels import AGE_BAND_NAMES
 from core.runs import CALIBRATION_FILE, ModelError
-from tests.helpers import synthetic_face, write_utkface_folder
+from testkit.datasets import synthetic_face, write_utkface_folder
 
 
 def gaussians(centres, sigma: float = 3.0, ages: int = 117) -> np.ndarray:

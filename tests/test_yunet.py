@@ -15,8 +15,7 @@ from core.detect.face import Face, face_boxes
 from core.detect.yunet import LITERT_WEIGHTS, WORK_SIDE, YuNetDetector
 from core.imaging.boxes import iou
 from core.imaging.files import load_image
-
-from _faces_fixtures import background, clear_faces, face_free, paste, pasted_face_box, pasted_faces_found, utk_crops
+from testkit.faces import background, clear_faces, face_free, paste, pasted_face_box, pasted_faces_found, utk_crops
 
 
 @pytest.fixture(scope="module")
