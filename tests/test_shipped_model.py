@@ -47,11 +47,15 @@ def test_metrics_are_the_score_of_the_test_predictions(shipped):
 
 
 def test_model_card_states_the_shipped_figures(shipped):
+    """The card's test-split figures, overall and by age band, gender and race (the groups its
+    ethics section and caveats rest on), are those of metrics.json."""
     card = (shipped["dir"] / "MODEL_CARD.md").read_text()
     metrics = shipped["metrics"]
     assert f"{metrics['gender_accuracy']:.2%}" in card and f"{metrics['age_mae']:.2f}" in card
-    for band, values in metrics["by_age_band"].items():
-        assert f"| {band} | {values['n']} | {values['gender_accuracy']:.2%} | {values['age_mae']:.2f} |" in card
+    assert f"n = {metrics['n']}, gender accuracy {metrics['gender_accuracy']:.2%}, age MAE {metrics['age_mae']:.2f} years" in card
+    for group in ("by_age_band", "by_gender", "by_race"):
+        for name, values in metrics[group].items():
+            assert f"| {name} | {values['n']} | {values['gender_accuracy']:.2%} | {values['age_mae']:.2f} |" in card, (group, name)
 
 
 def test_history_is_the_run_that_made_the_model(shipped):
