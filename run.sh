@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine with only Python 3.11:
 #   ./run.sh dashboard   create .venv if needed, install requirements, start the Streamlit app
-#                        (on localhost; `--server.address 0.0.0.0` serves others: README, "Serving to others")
+#                        (on localhost; `--server.address 0.0.0.0` serves others: docs/serving.md)
 #   ./run.sh test        same setup plus requirements-scale.txt (Ray), then the test suite (arguments go to pytest)
 #   ./run.sh lint        same setup, then the linter (ruff, settings in pyproject.toml)
 #   ./run.sh setup       only create/update .venv

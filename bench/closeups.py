@@ -1,7 +1,7 @@
 """Large faces: does the detector put one right box on a face that fills much of the photo?
 
 AFW (bench/detection.py) has few faces over 300 px, but selfies and portraits are mostly face, and
-YuNet, trained on faces of 10-300 px, needs its close-up pass for them (core/yunet.py). This pastes
+YuNet, trained on faces of 10-300 px, needs its close-up pass for them (core/detect/yunet.py). This pastes
 `--faces` UTKFace crops (ones the detector finds confidently in the crop itself) into synthetic
 photos of several shapes at sizes up to twice the photo's shorter side (the face is about half
 the crop, so up to the whole frame), slightly off-centre and tilted, and counts photos where a

@@ -5,7 +5,7 @@ per core, the model on batches of faces); this script runs them one after the ot
 thread over the one-face 640x480 JPEGs of bench/process.py and reports the median CPU
 milliseconds of each per photo, and the share of the whole. For YuNet the detection line is
 also split: its full-size pass alone, the rest (the close-up pass, and each face measured again
-on its aligned crop; see core/yunet.py). Tells which step a speed-up has to come from.
+on its aligned crop; see core/detect/yunet.py). Tells which step a speed-up has to come from.
 
     .venv/bin/python bench/stages.py [--photos 300] [--detector yunet]
 

@@ -1,6 +1,7 @@
 """Gender and age detection: datasets, model, training, evaluation and inference.
 
-The public API (see the README): `Config`, `Predictor`, `FaceAnalyzer`, `build_detector`, `train`.
+The public API (see the README): `Config`, `Predictor`, `FaceAnalyzer`, `build_detector` here, and
+training's `core.train.training.train` (apart: it imports TensorFlow).
 The heavy parts (TensorFlow, LiteRT, OpenCV) are imported on first use, so `import core` and
 `python -m core --help` stay fast.
 """
@@ -8,7 +9,7 @@ from .config import DEFAULT_MODEL_DIR, Config
 
 __version__ = "0.1.0"
 _LAZY = {"Predictor": "core.inference.predictor", "FaceAnalyzer": "core.analysis.pipeline",
-         "build_detector": "core.detect", "train": "core.train.training"}
+         "build_detector": "core.detect"}
 
 
 def __getattr__(name):
@@ -19,4 +20,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["Config", "DEFAULT_MODEL_DIR", "FaceAnalyzer", "Predictor", "build_detector", "train"]
+__all__ = ["Config", "DEFAULT_MODEL_DIR", "FaceAnalyzer", "Predictor", "build_detector"]

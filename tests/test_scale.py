@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -120,3 +121,17 @@ def test_ray_is_imported_only_for_the_ray_engine(folder, tiny_model_dir, tmp_pat
               f"{str(tmp_path / 'out.csv')!r}, '--model', {str(tiny_model_dir)!r}]); "
               "import core.cli; assert 'ray' not in sys.modules, 'ray was imported'")
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+
+
+def test_a_cluster_job_ships_the_whole_core_package(monkeypatch):
+    """With --address the workers get the project's code from the job: it must be `core`
+    itself (with its __init__), not the batch package the engine lives in."""
+    from core.batch import ray as engine
+    from core.batch.settings import BatchSettings
+
+    calls = []
+    monkeypatch.setattr(engine.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(engine.ray, "init", lambda **kwargs: calls.append(kwargs))
+    engine.RayEngine(BatchSettings(), address="ray://head:10001")
+    (shipped,) = calls[0]["runtime_env"]["py_modules"]
+    assert Path(shipped).name == "core" and (Path(shipped) / "__init__.py").is_file()

@@ -107,7 +107,7 @@ def _init(address: str | None) -> None:
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     quiet = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
     if address:  # the workers get this package with the job; its requirements must be installed there
-        ray.init(address=address, runtime_env={"py_modules": [str(Path(__file__).parent)]}, **quiet)
+        ray.init(address=address, runtime_env={"py_modules": [str(Path(__file__).parents[1])]}, **quiet)
     else:
         ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE,
                  include_dashboard=False, **quiet)
