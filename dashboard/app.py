@@ -36,6 +36,7 @@ navigation = st.navigation({
               st.Page("views/evaluation.py", title="Evaluation", icon=":material/fact_check:")],
     "Analyse": [st.Page("views/photo.py", title="Single photo", icon=":material/photo_camera:"),
                 st.Page("views/batch.py", title="Batch analysis", icon=":material/photo_library:"),
+                st.Page("views/video.py", title="Video", icon=":material/movie:"),
                 st.Page("views/live.py", title="Live camera", icon=":material/videocam:", url_path="live")],
 })
 sidebar.render()

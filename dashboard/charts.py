@@ -202,3 +202,21 @@ def reliability(bins: list[dict], title: str) -> go.Figure:
     fig.update_layout(xaxis=dict(title="gender confidence", range=[0.48, 1.02], tickformat=".0%"),
                       yaxis=dict(title="share right", range=[0.3, 1.05], tickformat=".0%"))
     return _finish(fig, title)
+
+
+def presence(spans: pd.DataFrame, title: str) -> go.Figure:
+    """Who was in view when: one row per person (first to appear on top), a bar for each stretch
+    of `start_s`..`end_s` seconds they were in view, in their gender's colour."""
+    fig = go.Figure()
+    people = list(dict.fromkeys(spans["person"]))
+    rows = {person: f"person {person}" for person in people}
+    for gender in [g for g in GENDERS if g in set(spans["gender"])]:
+        part = spans[spans["gender"] == gender]
+        fig.add_trace(go.Bar(y=[rows[p] for p in part["person"]], x=(part["end_s"] - part["start_s"]).clip(lower=0.05),
+                             base=part["start_s"], orientation="h", name=gender, marker_color=GENDER_COLOURS[gender],
+                             customdata=part[["start_s", "end_s"]],
+                             hovertemplate="%{y}: %{customdata[0]:.1f}-%{customdata[1]:.1f} s<extra></extra>"))
+    fig.update_yaxes(categoryorder="array", categoryarray=[rows[p] for p in reversed(people)], title_text="")
+    fig.update_xaxes(title_text="seconds into the video", rangemode="tozero")
+    fig.update_layout(barmode="overlay", height=max(260, 60 + 22 * len(people)))
+    return _finish(fig, title)

@@ -296,9 +296,10 @@ def test_page_streams_frames_through_the_processor_and_shows_faces_and_tally(pag
     assert len(frames) == 8 and all(f.shape == (480, 640, 3) for f in frames)
     assert all((f != clip[i][0]).any() for i, f in enumerate(frames))  # boxes drawn on every frame
     assert metric(page, "Faces in view") == "2" and metric(page, "People seen") == "2"
-    faces, by_gender, by_band = (table.value for table in page.dataframe)
+    faces, by_gender, by_band, seen = (table.value for table in page.dataframe)
     assert len(faces) == 2 and "confidence" in faces.columns
     assert by_gender["people"].sum() == 2 and by_band["people"].sum() == 2
+    assert list(seen["person"]) == [1, 2] and seen["view"].str.startswith("data:image/png;base64,").all()
 
 
 def test_page_settings_reach_the_processor(page):
@@ -334,7 +335,7 @@ def test_page_reports_a_failing_frame_and_keeps_the_video(page, monkeypatch, cap
     assert len(page.outputs) == 8 and page.outputs[0].width == 640  # frames pass through unchanged
 
 
-def test_stopping_the_stream_clears_faces_speed_and_tally(page):
+def test_stopping_the_stream_clears_faces_and_speed_but_keeps_the_people_until_reset(page):
     page.run()
     assert metric(page, "Faces in view") == "2"
     page.session_state["live_streaming"] = True  # as if the last run was streaming and STOP was pressed
@@ -343,7 +344,11 @@ def test_stopping_the_stream_clears_faces_speed_and_tally(page):
     assert not [m for m in page.metric if m.label in ("Faces in view", "Frames per second", "People seen")]
     assert any(i.value.startswith("Stopped.") for i in page.info)
     stats = page.session_state["live_processor"].stats()
-    assert (stats.frames, stats.people, stats.faces) == (0, 0, ())
+    assert (stats.frames, stats.people, stats.faces) == (0, 2, ())
+    assert list(page.dataframe[-1].value["person"]) == [1, 2]  # the session's people stay on the page
+    page.button(key="live_reset").click().run()
+    assert page.session_state["live_processor"].stats().people == 0
+    assert any("Nobody yet" in c.value for c in page.caption)
 
 
 def test_page_answer_settings_reach_the_processor(page):

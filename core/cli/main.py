@@ -1,4 +1,4 @@
-"""`python -m core {train,evaluate,predict,batch,calibrate,export}`: the command line over the library.
+"""`python -m core {train,evaluate,predict,batch,video,calibrate,export}`: the command line over the library.
 
 One parser with a subcommand per job (each in its own module here, which imports the library
 only when its command runs, so `--help` stays fast) and one handler for how every command ends:
@@ -13,10 +13,10 @@ import os
 import sys
 import warnings
 
-from . import batch, evaluate, predict, train
+from . import batch, evaluate, predict, train, video
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, CommandError
 
-COMMANDS = ("train", "evaluate", "predict", "batch", "calibrate", "export")
+COMMANDS = ("train", "evaluate", "predict", "batch", "video", "calibrate", "export")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     evaluate.add_parsers(sub)
     predict.add_parser(sub)
     batch.add_parser(sub)
+    video.add_parser(sub)
     return parser
 
 

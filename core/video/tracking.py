@@ -50,6 +50,7 @@ class Track:
         self.missed = 0  # consecutive detections that did not
         self.since_prediction: int | None = None  # detections since its last model run; None = never
         self.quality: Quality | None = None  # of the latest crop the model read
+        self.velocity = np.zeros(2)  # px its box moved per detection, lately (see IouTracker.update)
         self._predictions: deque[Prediction] = deque(maxlen=MAX_SMOOTHING)
 
     def needs_prediction(self, refresh_every: int) -> bool:
@@ -82,13 +83,18 @@ class IouTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, faces: list[Face], iou_threshold: float, max_missed: int) -> list[Track]:
-        """Match this frame's faces; returns the tracks detected in this frame, in face order."""
-        face_of = dict(_match(self.tracks, faces, iou_threshold))  # track index -> face index
+    def update(self, faces: list[Face], iou_threshold: float, max_missed: int, motion: bool = False) -> list[Track]:
+        """Match this frame's faces; returns the tracks detected in this frame, in face order.
+        With `motion`, each track is matched where its recent motion puts it rather than where it
+        was last found: recorded video, where people walk and detections may be frames apart."""
+        face_of = dict(_match(self.tracks, faces, iou_threshold, motion))  # track index -> face index
         by_face = {face_index: self.tracks[track_index] for track_index, face_index in face_of.items()}
         for index, track in enumerate(self.tracks):
             if index in face_of:
-                track.face, track.hits, track.missed = faces[face_of[index]], track.hits + 1, 0
+                face = faces[face_of[index]]
+                step = (_centre(face) - _centre(track.face)) / (track.missed + 1)
+                track.velocity = step if track.hits == 1 else 0.5 * track.velocity + 0.5 * step
+                track.face, track.hits, track.missed = face, track.hits + 1, 0
             else:
                 track.missed += 1
             if track.since_prediction is not None:
@@ -99,6 +105,10 @@ class IouTracker:
                 by_face[face_index] = self._new_track(face)
         return [by_face[i] for i in range(len(faces))]
 
+    def end(self, track_ids: set[int] | None = None) -> None:
+        """Stop following these tracks (all of them when None: a scene cut); numbering goes on."""
+        self.tracks = [track for track in self.tracks if track_ids is not None and track.track_id not in track_ids]
+
     def _new_track(self, face: Face) -> Track:
         track = Track(self._next_id, face)
         self._next_id += 1
@@ -106,11 +116,18 @@ class IouTracker:
         return track
 
 
-def _match(tracks: list[Track], faces: list[Face], threshold: float) -> list[tuple[int, int]]:
+def _centre(face: Face) -> np.ndarray:
+    return np.array([face.x + face.w / 2, face.y + face.h / 2])
+
+
+def _match(tracks: list[Track], faces: list[Face], threshold: float, motion: bool = False) -> list[tuple[int, int]]:
     """(track index, face index) pairs, best overlaps first, each side used at most once."""
     if not tracks or not faces:
         return []
-    overlaps = iou(face_boxes([t.face for t in tracks]), face_boxes(faces))
+    expected = face_boxes([t.face for t in tracks])
+    if motion:
+        expected += np.tile(np.array([t.velocity * (t.missed + 1) for t in tracks]), 2)
+    overlaps = iou(expected, face_boxes(faces))
     pairs, used_tracks, used_faces = [], set(), set()
     for flat in np.argsort(-overlaps, axis=None):
         t, f = np.unravel_index(flat, overlaps.shape)

@@ -1,5 +1,7 @@
 """Live camera page: the browser streams its camera over WebRTC, every face comes back boxed and
-labelled with age and gender, and the page shows who is in view and a running tally.
+labelled with age and gender, and the page shows who is in view, a running tally and the table of
+people seen this session (people.csv's columns, as the Video page and `python -m core video`
+write them), with a download; stopping the camera keeps the people, "Reset people" forgets them.
 
 Works as a page of the dashboard (st.navigation) and alone: `streamlit run dashboard/views/live.py`.
 The per-frame work is `core.video.live.FrameProcessor` (the same detector, alignment and Predictor as
@@ -37,7 +39,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 
 from core.runs import ModelError  # noqa: E402
 from core.video.live import FrameProcessor, LiveStats  # noqa: E402
-from dashboard import components, state  # noqa: E402
+from dashboard import components, people, state  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ def session_objects(analyzer) -> tuple[FrameProcessor, queue.Queue]:
         session.live_results = queue.Queue(maxsize=1)
         session.live_latest = None
     elif (session.live_processor.analyzer.predictor is not analyzer.predictor
+          or session.live_processor.analyzer.detector is not analyzer.detector
           or session.live_processor.analyzer.answers != analyzer.answers):
         session.live_processor.use_analyzer(analyzer)
     return session.live_processor, session.live_results
@@ -112,11 +115,21 @@ def make_callback(processor: FrameProcessor, results: queue.Queue, show_probabil
     return callback
 
 
+SMALL_FACES_HELP = ("Finds faces down to about 48 px in the 640x480 picture (people a few metres away) with YuNet "
+                    "at a reduced size, at about twice the CPU per frame. Off: BlazeFace, for faces of about 100 px "
+                    "and more (someone in front of the camera).")
+
+
+def small_faces() -> bool:
+    """The detector choice, read before the analyzer is built (its widget is in the sidebar)."""
+    st.sidebar.header("Live camera")
+    return st.sidebar.checkbox("Small faces (people further away)", False, key="live_small_faces", help=SMALL_FACES_HELP)
+
+
 def sidebar(processor: FrameProcessor) -> tuple[bool, list[dict]]:
-    """Settings widgets (the answer settings are read first, by `answer_settings`); returns
-    (show probabilities, ICE servers)."""
+    """Settings widgets (the answer settings and the detector are read first); returns (show
+    probabilities, ICE servers)."""
     with st.sidebar:
-        st.header("Live camera")
         min_score = st.slider("Detection confidence", 0.3, 0.95, processor.settings.min_score, 0.05,
                               key="live_min_score", help="Faces the detector is less sure about are ignored.")
         smoothing = st.slider("Smoothing", 1, 30, processor.settings.smoothing, key="live_smoothing",
@@ -125,7 +138,8 @@ def sidebar(processor: FrameProcessor) -> tuple[bool, list[dict]]:
         show_probabilities = st.checkbox("Show gender probability", True, key="live_show_probabilities",
                                          help="How sure the model is of each face's gender (50% = unsure).")
         processor.update_settings(min_score=min_score, smoothing=smoothing)
-        if st.button("Reset tally", key="live_reset"):
+        if st.button("Reset people", key="live_reset",
+                     help="Forget the people seen this session: the table and the tally start from zero."):
             processor.reset()
             st.session_state.live_latest = None
         with st.expander("Connection (ICE servers)"):
@@ -172,6 +186,16 @@ def show_stats(stats: LiveStats, show_probabilities: bool) -> None:
     by_band.dataframe([{"age band": b, "people": n} for b, n in stats.by_age_band.items()], hide_index=True)
 
 
+def show_people(processor: FrameProcessor) -> None:
+    """The session's people, with their best view (kept when the camera stops, until reset)."""
+    seen = processor.people()
+    st.subheader("People this session")
+    if seen:
+        people.show_table(people.table(seen, {p.person: processor.thumbnail(p.person) for p in seen}), key=None)
+    else:
+        st.caption("Nobody yet: a face becomes a person once it has been found on a few frames.")
+
+
 def take_latest(results: queue.Queue) -> float | None:
     """Move the callback's newest result into session state; when it arrived, or None."""
     try:
@@ -181,26 +205,29 @@ def take_latest(results: queue.Queue) -> float | None:
     return received_at
 
 
-def render(result, show_probabilities: bool, stopped: bool = False) -> None:
+def render(result, processor: FrameProcessor, show_probabilities: bool, stopped: bool = False) -> None:
     if isinstance(result, Exception):
         st.error("Processing a frame failed; the details are in the server's log.")
     elif result is not None:
         show_stats(result, show_probabilities)
     elif stopped:
-        st.info("Stopped. Press START to look again: faces in view, speed and the tally start anew.")
+        st.info("Stopped. Press START to look again: the people seen so far stay in the table below until you "
+                "press Reset people.")
     else:
         st.caption("Press START and allow the camera: faces get a numbered box with age and gender.")
+    show_people(processor)
 
 
 def forget_stream(processor: FrameProcessor, results: queue.Queue) -> None:
-    """The stream stopped: drop its faces, speed and tally, so the page shows nothing stale."""
-    processor.reset()
+    """The stream stopped: drop its faces in view and speed, so the page shows nothing stale; the
+    people seen stay (`FrameProcessor.end_stream`)."""
+    processor.end_stream()
     while take_latest(results) is not None:
         pass
     st.session_state.live_latest = None
 
 
-def follow_stream(ctx, results: queue.Queue, show_probabilities: bool) -> None:
+def follow_stream(ctx, processor: FrameProcessor, results: queue.Queue, show_probabilities: bool) -> None:
     """Redraw the panel from the callback's results until the stream stops.
 
     A loop inside this script run, not a timed fragment: Streamlit cleans up after every run
@@ -212,7 +239,7 @@ def follow_stream(ctx, results: queue.Queue, show_probabilities: bool) -> None:
         last_frame = take_latest(results) or last_frame
         with panel.container():
             connection_notice(ctx.state, time.monotonic() - last_frame)
-            render(st.session_state.live_latest, show_probabilities)
+            render(st.session_state.live_latest, processor, show_probabilities)
         time.sleep(REFRESH_SECONDS)
 
 
@@ -221,7 +248,8 @@ def main() -> None:
     with st.sidebar.expander("Answers", expanded=True):
         answers = components.answer_settings("live", stacked=True)
     try:
-        analyzer = state.get_analyzer(state.selected_model(), "live").with_answers(answers)
+        use = "live, small faces" if small_faces() else "live"
+        analyzer = state.get_analyzer(state.selected_model(), use).with_answers(answers)
     except ModelError as exc:
         st.error(f"No model to run: {exc}. Pick a trained run in the sidebar, train one (see README) "
                  "or set AGE_GENDER_MODEL_DIR.")
@@ -237,15 +265,19 @@ def main() -> None:
         async_processing=True,
         translations=TRANSLATIONS,
     )
+    # once per run, outside the redrawn panel; the file is made when clicked, so it is current
+    st.download_button("Download the people (CSV)", lambda: people.csv_text(processor.people()),
+                       file_name="people.csv", mime="text/csv", on_click="ignore", key="live_download",
+                       help="people.csv as `python -m core video` writes it: one row per person seen this session.")
     if ctx.state.playing or ctx.state.signalling:
         st.session_state.live_streaming = True
-        follow_stream(ctx, results, show_probabilities)
+        follow_stream(ctx, processor, results, show_probabilities)
     elif st.session_state.pop("live_streaming", False):  # the previous run was streaming: STOP
         forget_stream(processor, results)
-        render(None, show_probabilities, stopped=True)
+        render(None, processor, show_probabilities, stopped=True)
     else:
         take_latest(results)
-        render(st.session_state.live_latest, show_probabilities)
+        render(st.session_state.live_latest, processor, show_probabilities)
 
 
 main()
