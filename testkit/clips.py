@@ -85,15 +85,29 @@ class Clip:
         return int(round(self.seconds * self.fps))
 
     def hidden_seconds(self, walker: Walker) -> float:
-        """The longest time the walker's face is at least half behind a pillar while on screen."""
+        """The longest time the walker's face is at least half hidden, behind a pillar or a walker
+        drawn after them, while on screen."""
         longest = run = 0.0
         for index in range(self.frames):
-            centre = walker.centre(index / self.fps, self.width, self.height)
-            behind = centre is not None and any(_covered(centre[0], walker.size * 0.55, pillar, self.width) >= 0.5
-                                                for pillar in self.pillars)
-            run = run + 1 / self.fps if behind else 0.0
+            run = run + 1 / self.fps if self.hidden_share(walker, index / self.fps) >= 0.5 else 0.0
             longest = max(longest, run)
         return longest
+
+    def hidden_share(self, walker: Walker, t: float) -> float:
+        """How much of the walker's face (the middle 0.55 of its square) is behind a pillar or
+        behind a walker drawn over it at time t (0 when off screen)."""
+        centre = walker.centre(t, self.width, self.height)
+        if centre is None:
+            return 0.0
+        face = walker.size * 0.55
+        shares = [_covered(centre[0], face, pillar, self.width) for pillar in self.pillars]
+        for other in self.walkers[self.walkers.index(walker) + 1:]:
+            theirs = other.centre(t, self.width, self.height)
+            if theirs is not None:
+                overlap = [max(0.0, min(mine + face / 2, their + other.size / 2) - max(mine - face / 2, their - other.size / 2))
+                           for mine, their in zip(centre, theirs)]
+                shares.append(overlap[0] * overlap[1] / face ** 2)
+        return max(shares, default=0.0)
 
 
 def _covered(cx: float, face: float, pillar: Pillar, width: int) -> float:
@@ -121,7 +135,7 @@ def _mask(size: int) -> np.ndarray:
 
 def render(clip: Clip, faces: list[np.ndarray]) -> Iterator[tuple[np.ndarray, list[int]]]:
     """The clip's frames (RGB) and, for each, the walkers whose face is in view (in the picture
-    and less than half behind a pillar)."""
+    and less than half hidden)."""
     sprites = {}
     for walker in clip.walkers:
         if walker.size not in sprites:
@@ -149,8 +163,7 @@ def render(clip: Clip, faces: list[np.ndarray]) -> Iterator[tuple[np.ndarray, li
             frame[y0:y1, x0:x1] = frame[y0:y1, x0:x1] * (1 - alpha) + sprite * alpha
             face = size * 0.55
             inside = min(centre[0] + face / 2, clip.width) - max(centre[0] - face / 2, 0)
-            hidden = max((_covered(centre[0], face, pillar, clip.width) for pillar in clip.pillars), default=0.0)
-            if inside >= 0.75 * face and hidden < 0.5:
+            if inside >= 0.75 * face and clip.hidden_share(walker, t) < 0.5:
                 visible.append(number)
         for pillar in clip.pillars:
             left = int(pillar.x * clip.width)
@@ -239,3 +252,13 @@ def crowd(width: int = 1280, height: int = 720, fps: float = 30.0, seconds: floa
             start += CROSSING_S
     walkers.sort(key=lambda walker: walker.enter_s)
     return Clip(width, height, fps, seconds, tuple(walkers), seed=seed)
+
+
+def crossing(width: int = 640, height: int = 360, fps: float = 15.0, size: int = 150, offset: float = 0.0,
+             seed: int = 0) -> Clip:
+    """Two people walking towards each other at the same height: where they meet, the second
+    passes in front of the first and hides them for a moment (`offset`: how far apart their
+    lanes are, as a share of the height). Two people."""
+    y = 0.5
+    return Clip(width, height, fps, 6.0, (Walker(0, 0.0, 6.0, -0.1, 1.1, y - offset / 2, size),
+                                          Walker(1, 0.0, 6.0, 1.1, -0.1, y + offset / 2, size)), seed=seed)

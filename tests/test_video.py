@@ -197,6 +197,16 @@ def test_a_person_lost_for_less_than_the_gap_is_found_where_their_motion_leads()
     assert len(feed.people.results()) == 1
 
 
+def test_a_person_coming_out_half_hidden_is_still_them():
+    feed = Feed()
+    for i in range(10):
+        feed.step(face_at(20 + 20 * i, 100))
+    for _ in range(4):
+        feed.step()
+    half = Face(20 + 20 * 14 + 45, 100, 35, 80, 0.8, (20 + 20 * 14 + 55.0, 130.0), (20 + 20 * 14 + 70.0, 130.0))
+    assert feed.step(half) == [1]  # narrower (a post still covers its left half), not smaller
+
+
 def test_someone_appearing_elsewhere_or_after_the_gap_is_somebody_new():
     feed = Feed(max_gap_s=1.0)
     for _ in range(5):

@@ -55,7 +55,8 @@ SPAN_GAP_S = 0.25  # a person out of view longer than this starts a new span of 
 MOTION_WINDOW_S = 1.0  # the motion is measured over at most this much of the trail
 # A new track continues a lost person when it starts within this many of the person's face
 # widths from where their motion puts them, plus LINK_SPREAD_PER_S widths per second of gap
-# (they may have stopped or turned), at a face size within LINK_SIZE_RATIO of theirs.
+# (they may have stopped or turned), at a face size within LINK_SIZE_RATIO of theirs. A face's
+# size is the longer side of its box: a face half behind a post is narrower, not shorter.
 LINK_RADIUS = 1.0
 LINK_SPREAD_PER_S = 0.75
 LINK_SIZE_RATIO = 1.6
@@ -196,7 +197,7 @@ class _Person:
         self.readings = Readings()
         self.best: View | None = None
         self.thumbnail: np.ndarray | None = None
-        self.trail: deque[tuple[float, float, float, float]] = deque(maxlen=TRAIL)  # time, cx, cy, width
+        self.trail: deque[tuple[float, float, float, float]] = deque(maxlen=TRAIL)  # time, cx, cy, size
         self.tracklet: _Tracklet | None = None  # the track following them now, if any
         self.spans: list[list[float]] = []  # [from, to] seconds in view
 
@@ -377,7 +378,7 @@ class People:
         pairs = []
         for person in lost:
             seen_at, cx, cy, _ = person.trail[-1]
-            size = float(np.median([point[3] for point in person.trail]))  # a face going behind something shrinks
+            size = float(np.median([point[3] for point in person.trail]))
             gap = time_s - seen_at
             if not 0 < gap <= max_gap_s:
                 continue
@@ -387,7 +388,7 @@ class People:
                 continue  # walked out of the picture: gone, not hidden
             for track in new:
                 face = track.face
-                ratio = face.w / size
+                ratio = max(face.w, face.h) / size
                 distance = math.hypot(face.x + face.w / 2 - px, face.y + face.h / 2 - py) / size
                 if 1 / LINK_SIZE_RATIO <= ratio <= LINK_SIZE_RATIO and distance <= LINK_RADIUS + LINK_SPREAD_PER_S * gap:
                     pairs.append((distance, track.track_id, person))
@@ -406,7 +407,7 @@ def _apply(person: _Person, item: tuple) -> None:
         person.shown(item[1], item[2])
     elif kind == "trail":
         _, time_s, face = item
-        person.trail.append((time_s, face.x + face.w / 2, face.y + face.h / 2, float(face.w)))
+        person.trail.append((time_s, face.x + face.w / 2, face.y + face.h / 2, float(max(face.w, face.h))))
     else:
         _, prediction, good, view, picture = item
         person.readings.add(prediction, good)
