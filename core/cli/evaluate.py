@@ -79,13 +79,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         write_results(Path(args.out), metrics, predictions)
     _report_unscored(metrics)
-    print(f"{metrics['faces']}: {metrics['n']} images: gender accuracy {metrics['gender_accuracy']:.4f}, age MAE {metrics['age_mae']:.2f} years")
-    for band, row in metrics["by_age_band"].items():
-        if row["n"]:
-            print(f"  age {band:>5}: n={row['n']:>5}  gender accuracy {row['gender_accuracy']:.4f}  age MAE {row['age_mae']:.2f}")
+    for line in summary_lines(metrics):
+        print(line)
     if args.json:
         print(json.dumps(metrics))
     return 0
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """The scores in words: overall, women's and men's recall, brackets, and the breakdowns."""
+    def figures(row: dict) -> str:
+        parts = [f"gender accuracy {row['gender_accuracy']:.4f}" if row.get("gender_accuracy") is not None else "",
+                 f"age MAE {row['age_mae']:.2f}" if row.get("age_mae") is not None else "",
+                 f"in bracket {row['age_in_bracket']:.1%}" if row.get("age_in_bracket") is not None else ""]
+        return ", ".join(part for part in parts if part)
+
+    recall = metrics["gender_recall"]
+    lines = [f"{metrics['faces']}: {metrics['n']} images: {figures(metrics)}"]
+    if recall["female"] is not None and recall["male"] is not None:
+        lines.append(f"  gender recall: women {recall['female']:.1%}, men {recall['male']:.1%}")
+    if "age_bracket_distance" in metrics:
+        lines.append(f"  age outside the bracket by {metrics['age_bracket_distance']:.2f} years on average")
+    groups = [("age", metrics["by_age_band"])] + ([("bracket", metrics["by_bracket"])] if "by_bracket" in metrics else []) \
+        + [(key[3:], value) for key, value in metrics.items() if key.startswith("by_") and key[3:] not in
+           ("age_band", "bracket", "gender", "race")]
+    for title, breakdown in groups:
+        lines += [f"  {title} {name:>6}: n={row['n']:>5}  {figures(row)}" for name, row in breakdown.items() if row["n"]]
+    return lines
 
 
 def _report_unscored(metrics: dict, shown: int = 10) -> None:

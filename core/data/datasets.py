@@ -2,13 +2,18 @@
 
 Every loader returns a DataFrame with one row per usable face and the columns
 `file` (name, unique within the dataset), `path` (image file, or None), `age` (int),
-`gender` (0 = male, 1 = female), `race` (0-4 as in UTKFace, or -1 when unknown); the
-48x48 CSV format adds `pixels` (a 48x48 uint8 array) instead of a path. Rows that cannot be
-used are skipped, counted in `table.attrs["skipped"]` as (name, reason) pairs, and reported
-with a `DatasetWarning`, so a bad row never stops a load and is never dropped silently.
+`gender` (0 = male, 1 = female), `race` (0-4 as in UTKFace), `age_lo` and `age_hi` (the age
+as a bracket, inclusive: both equal `age` for an exact age); -1 stands for unknown in every
+label column. A labelled folder's rows may carry an exact age, an age bracket (`age` is then
+the bracket's middle) or no age, and may lack a gender (not both); any other column of its
+labels file (album, set, ...) is kept as text, for breakdowns. The 48x48 CSV format adds
+`pixels` (a 48x48 uint8 array) instead of a path. Rows that cannot be used are skipped,
+counted in `table.attrs["skipped"]` as (name, reason) pairs, and reported with a
+`DatasetWarning`, so a bad row never stops a load and is never dropped silently.
 
-Every loader checks labels with the same `parse_labels` (age 0-116, gender 0/1 or male/female,
-race 0-4 or unknown), because one out-of-range age is enough to turn the training loss into NaN.
+Every loader checks labels with the same parsers (`parse_labels`: age 0-116, gender 0/1 or
+male/female, race 0-4, a race name or unknown), because one out-of-range age is enough to turn
+the training loss into NaN.
 A file or image path listed twice keeps its first row only: a duplicate could otherwise land in
 both the training and the test split. A label file that cannot be read at all (empty, binary,
 not UTF-8) raises a `DatasetError` naming the file. Text in another encoding is refused rather
@@ -33,14 +38,20 @@ from ..config import DATASET_FORMATS as FORMATS
 from ..config import Config
 from ..imaging.files import ImageError, is_image_file, load_image
 from ..imaging.pixels import gray_to_rgb, resize_square
-from ..labels import MAX_AGE, age_band
+from ..labels import MAX_AGE, RACES, age_band
 from ..runs import SPLIT_FILE
 
 FOLDER_LABELS_FILE = "labels.csv"  # a folder-csv dataset's labels (a run folder's is core.runs.TRAINING_LABELS_FILE)
 UTKFACE_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
-COLUMNS = ["file", "path", "age", "gender", "race"]
+COLUMNS = ["file", "path", "age", "gender", "race", "age_lo", "age_hi"]
+LABEL_COLUMNS = ("age", "gender", "race", "age_lo", "age_hi")  # ints, -1 = unknown
 GENDER_WORDS = {"0": 0, "m": 0, "male": 0, "man": 0, "1": 1, "f": 1, "female": 1, "woman": 1}
 UNKNOWN_RACE = ("", "-1", "unknown")
+# Race names other datasets use, as UTKFace's codes; UTKFace's own description puts Hispanic,
+# Latino and Middle Eastern people under "Others".
+RACE_WORDS = {**{name.lower(): code for code, name in enumerate(RACES)}, "caucasian": 0, "hispanic": 4,
+              "latino": 4, "mideastern": 4, "middle eastern": 4}
+UNKNOWN = -1
 
 
 class DatasetError(ValueError):
@@ -49,6 +60,11 @@ class DatasetError(ValueError):
 
 class DatasetWarning(UserWarning):
     """Some rows of a dataset were skipped."""
+
+
+def _exact(labels: tuple[int, int, int]) -> tuple[int, int, int, int, int]:
+    """(age, gender, race) of an exact age, with its bracket (age, age) added."""
+    return (*labels, labels[0], labels[0])
 
 
 def parse_utkface_name(name: str) -> tuple[int, int, int] | None:
@@ -76,12 +92,42 @@ def parse_labels(age: object, gender: object, race: object = "") -> tuple[int, i
     gender_code = GENDER_WORDS.get(_integer_text(gender).lower())
     if gender_code is None:
         raise ValueError(f"gender {gender!r} is not 0/1/male/female")
-    race_text = _integer_text(race).lower()
-    if race_text in UNKNOWN_RACE:
-        return int(number), gender_code, -1
-    if race_text not in ("0", "1", "2", "3", "4"):
-        raise ValueError(f"race {race!r} is not 0-4 or empty")
-    return int(number), gender_code, int(race_text)
+    return int(number), gender_code, parse_race(race)
+
+
+def parse_race(race: object) -> int:
+    """A race code 0-4 from a code or a name (RACE_WORDS); -1 for empty or unknown."""
+    text = _integer_text(race).lower()
+    if text in UNKNOWN_RACE:
+        return UNKNOWN
+    if text in RACE_WORDS:
+        return RACE_WORDS[text]
+    if text not in ("0", "1", "2", "3", "4"):
+        raise ValueError(f"race {race!r} is not 0-4, a race name or empty")
+    return int(text)
+
+
+def parse_folder_labels(record: dict) -> tuple[int, int, int, int, int]:
+    """(age, gender, race, age_lo, age_hi) of a labelled folder's row, where the age may be
+    exact (`age`), a bracket (`age_lo`, `age_hi`, inclusive) or missing, and the gender may be
+    missing; ValueError when a value is wrong or the row has neither an age nor a gender."""
+    age_text = str(record.get("age", "")).strip()
+    bracket = [str(record.get(key, "")).strip() for key in ("age_lo", "age_hi")]
+    gender_text = str(record.get("gender", "")).strip()
+    if age_text:
+        age = parse_labels(age_text, "0")[0]
+        lo = hi = age
+    elif any(bracket):
+        lo, hi = (parse_labels(value, "0")[0] for value in bracket)
+        if lo > hi:
+            raise ValueError(f"age bracket {lo}-{hi} ends before it starts")
+        age = (lo + hi + 1) // 2
+    else:
+        age = lo = hi = UNKNOWN
+    gender = parse_labels("0", gender_text)[1] if gender_text else UNKNOWN
+    if age == UNKNOWN and gender == UNKNOWN:
+        raise ValueError("no age and no gender")
+    return age, gender, parse_race(record.get("race", "")), lo, hi
 
 
 def _integer_text(value: object) -> str:
@@ -100,7 +146,7 @@ def load_utkface(folder: str | Path) -> pd.DataFrame:
             skipped.append((path.name, "file name is not {age}_{gender}_{race}_{datetime}.jpg"))
             continue
         try:
-            rows.append((path.name, str(path), *parse_labels(*match.group(1, 2, 3))))
+            rows.append((path.name, str(path), *_exact(parse_labels(*match.group(1, 2, 3)))))
         except ValueError as exc:  # e.g. an age over 116
             skipped.append((path.name, str(exc)))
     return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"UTKFace folder {folder}", "utkface")
@@ -133,47 +179,62 @@ def load_pixels_csv(csv_path: str | Path) -> pd.DataFrame:
         elif pixels.min() < 0 or pixels.max() > 255:
             skipped.append((name, "pixel value out of range 0-255"))
         else:
-            rows.append((name, None, *labels, pixels.reshape(48, 48).astype(np.uint8)))
+            rows.append((name, None, *_exact(labels), pixels.reshape(48, 48).astype(np.uint8)))
     table = pd.DataFrame(rows, columns=COLUMNS + ["pixels"])
     return _finish(table, skipped, f"pixel CSV {csv_path}", "pixels-csv")
 
 
 def load_folder_csv(folder: str | Path, labels_csv: str | Path | None = None) -> pd.DataFrame:
-    """A folder of images plus a labels CSV with columns `file, age, gender` (and optional `race`).
-
-    `gender` may be 0/1 or male/female; `file` is relative to the folder.
-    """
+    """A folder of images plus a labels CSV: `file` (relative to the folder) and at least one of
+    `age`, `age_lo` + `age_hi` (a bracket, inclusive) and `gender` (0/1 or male/female); optional
+    `race`; any other column is kept as text. A row may lack an age or a gender, not both.
+    Files named outside the folder (absolute, or through `..`) are skipped: a labels file
+    describes its own folder, and may not reach elsewhere on the machine."""
     folder = _existing_dir(folder)
     labels_path = Path(labels_csv) if labels_csv else folder / FOLDER_LABELS_FILE
     if not labels_path.is_file():
-        raise DatasetError(f"no labels CSV at {labels_path} (columns: file, age, gender[, race])")
+        raise DatasetError(f"no labels file {labels_path} (columns: file, then age, age_lo + age_hi, and/or gender)")
     raw = _read_csv(labels_path)
-    missing = {"file", "age", "gender"} - set(raw.columns)
-    if missing:
-        raise DatasetError(f"{labels_path} lacks the column(s) {', '.join(sorted(missing))}")
+    if "file" not in raw.columns:
+        raise DatasetError(f"{labels_path} lacks the column file")
+    if not {"age", "gender"} & set(raw.columns) and not {"age_lo", "age_hi"} <= set(raw.columns):
+        raise DatasetError(f"{labels_path} has no label column: it needs age, age_lo + age_hi, or gender")
+    extra = [column for column in raw.columns if column not in ("file", "path", *LABEL_COLUMNS, "pixels")]
     rows, skipped = [], []
     for record in raw.to_dict("records"):
-        name, path = record["file"], folder / record["file"]
+        name = record["file"]
         try:
-            labels = parse_labels(record["age"], record["gender"], record.get("race", ""))
+            labels = parse_folder_labels(record)
         except ValueError as exc:
             skipped.append((name, str(exc)))
             continue
-        if not path.is_file():
+        relative = Path(os.path.normpath(name))
+        if relative.is_absolute() or relative.parts[:1] == ("..",):
+            skipped.append((name, "names a file outside the dataset's folder"))
+        elif not (folder / relative).is_file():
             skipped.append((name, "image file not found"))
         else:
-            rows.append((name, str(path), *labels))
-    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"labelled folder {folder}", "folder-csv")
+            rows.append((name, str(folder / relative), *labels, *(record[column] for column in extra)))
+    table = pd.DataFrame(rows, columns=COLUMNS + extra)
+    return _finish(table, skipped, f"labelled folder {folder}", "folder-csv")
 
 
 def detect_format(path: str | Path) -> str:
     """Guess the dataset format: a .csv file is the pixel format, a folder with labels.csv is
-    folder-csv, any other folder is UTKFace."""
+    folder-csv, a folder of UTKFace-named images is UTKFace; anything else is a one-line error
+    (a photo folder without its labels file, say, rather than a flood of skipped names)."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".csv":
         return "pixels-csv"
     if path.is_dir():
-        return "folder-csv" if (path / FOLDER_LABELS_FILE).is_file() else "utkface"
+        if (path / FOLDER_LABELS_FILE).is_file():
+            return "folder-csv"
+        with os.scandir(path) as entries:
+            names = [entry.name for entry, _ in zip((e for e in entries if is_image_file(Path(e.name))), range(200))]
+        if not names or any(UTKFACE_NAME.match(name) for name in names):
+            return "utkface"
+        raise DatasetError(f"{path} has no {FOLDER_LABELS_FILE} (columns: file, then age, age_lo + age_hi, and/or "
+                           f"gender) and its images are not named like UTKFace's ({{age}}_{{gender}}_{{race}}_...jpg)")
     raise DatasetError(f"no dataset at {path} (expected a folder or a .csv file)")
 
 
@@ -187,7 +248,8 @@ def load_dataset(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
 
 
 def split_dataset(table: pd.DataFrame, config: Config) -> pd.Series:
-    """'train' / 'val' / 'test' per row, stratified by gender and age band, reproducible by seed.
+    """'train' / 'val' / 'test' per row, stratified by source, gender and age band (unknown
+    gender and age are strata of their own), reproducible by seed.
 
     Rows are ordered by file name before shuffling, so the split depends only on the set of
     files and the seed, not on directory listing order. The split is drawn per file and rows
@@ -196,8 +258,9 @@ def split_dataset(table: pd.DataFrame, config: Config) -> pd.Series:
     rng = np.random.default_rng(config.seed)
     files = table.drop_duplicates("file")
     split = pd.Series("train", index=files["file"].to_numpy(), dtype=object)
-    strata = files.assign(_band=files["age"].map(age_band)).sort_values("file").groupby(["gender", "_band"], sort=True)
-    for _, group in strata:
+    strata = files.assign(_band=files["age"].map(lambda age: age_band(age) if age >= 0 else "unknown"),
+                          _source=files["source"] if "source" in files else "")
+    for _, group in strata.sort_values("file").groupby(["_source", "gender", "_band"], sort=True):
         order = rng.permutation(group["file"].to_numpy())
         n_test = int(round(len(order) * config.test_fraction))
         n_val = int(round(len(order) * config.val_fraction))
@@ -207,12 +270,18 @@ def split_dataset(table: pd.DataFrame, config: Config) -> pd.Series:
 
 
 def label_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The labels alone (file, age, gender, race), e.g. to ship the demographics of a training set."""
-    return table[["file", "age", "gender", "race"]].reset_index(drop=True)
+    """The labels alone (file, age, gender, race; the bracket and the source when the table has
+    rows without an exact age or several sources), e.g. to ship a training set's demographics."""
+    columns = ["file", "age", "gender", "race"]
+    if "age_lo" in table and ((table["age_lo"] != table["age"]) | (table["age_hi"] != table["age"])).any():
+        columns += ["age_lo", "age_hi"]
+    if "source" in table and table["source"].nunique() > 1:
+        columns.append("source")
+    return table[columns].reset_index(drop=True)
 
 
 def load_label_table(path: str | Path) -> pd.DataFrame:
-    """A run folder's `labels.csv` (file, age, gender, race; no pixels): a training set's demographics."""
+    """A run folder's `labels.csv` (`label_table`'s columns; no pixels): a training set's demographics."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"no label table at {path}")
@@ -220,13 +289,22 @@ def load_label_table(path: str | Path) -> pd.DataFrame:
     missing = {"file", "age", "gender", "race"} - set(raw.columns)
     if missing:
         raise DatasetError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
+    extra = [column for column in ("source",) if column in raw]
     rows, skipped = [], []
     for record in raw.to_dict("records"):
+        known = {key: "" if str(record.get(key, "")).strip() in ("", "-1") else record[key]
+                 for key in ("age", "gender", "age_lo", "age_hi")}
+        if known["age_lo"] == known["age_hi"]:  # an exact age (or none): no bracket to read
+            known["age_lo"] = known["age_hi"] = ""
+        else:
+            known["age"] = ""
         try:
-            rows.append((record["file"], None, *parse_labels(record["age"], record["gender"], record["race"])))
+            labels = parse_folder_labels({**known, "race": record["race"]})
         except ValueError as exc:
             skipped.append((record["file"], str(exc)))
-    return _finish(pd.DataFrame(rows, columns=COLUMNS), skipped, f"label table {path}")
+            continue
+        rows.append((record["file"], None, *labels, *(record[column] for column in extra)))
+    return _finish(pd.DataFrame(rows, columns=COLUMNS + extra), skipped, f"label table {path}")
 
 
 def read_split(model_dir: str | Path) -> pd.DataFrame | None:
@@ -273,7 +351,7 @@ def load_images(table: pd.DataFrame, size: int, progress: bool | None = None) ->
         for _ in work:
             pass
     if problems:
-        _warn(problems, "unreadable image(s) skipped")
+        warn_skipped(problems, "unreadable image(s) skipped")
     return images, ok
 
 
@@ -285,17 +363,18 @@ def _finish(table: pd.DataFrame, skipped: list[tuple[str, str]], source: str, fm
     skipped = skipped + [(name, "duplicate of an earlier row") for name in table.loc[repeated, "file"]]
     table = table[~repeated].reset_index(drop=True)
     if skipped:
-        _warn(skipped, f"row(s) of {source} skipped")
+        warn_skipped(skipped, f"row(s) of {source} skipped")
     if table.empty:
         raise DatasetError(f"no usable labelled images in {source}")
-    table = table.astype({"age": int, "gender": int, "race": int})
+    table = table.astype(dict.fromkeys(LABEL_COLUMNS, int))
     table.attrs["skipped"] = skipped
     table.attrs["source"] = source
     table.attrs["format"] = fmt
     return table
 
 
-def _warn(skipped: list[tuple[str, str]], what: str) -> None:
+def warn_skipped(skipped: list[tuple[str, str]], what: str) -> None:
+    """One DatasetWarning for skipped rows: how many, and the first 20 with their reasons."""
     listing = "; ".join(f"{name!r}: {reason}" for name, reason in skipped[:20])
     more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
     warnings.warn(f"{len(skipped)} {what}: {listing}{more}", DatasetWarning, stacklevel=3)
@@ -315,6 +394,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start}); "
                            f"save it as UTF-8 (in Excel: CSV UTF-8)") from exc
+    header = text.split("\n", 1)[0]
+    if ";" in header and "," not in header:
+        raise DatasetError(f"{path} separates its columns with ';': save it with commas (in Excel: CSV UTF-8, "
+                           f"comma delimited)")
     try:  # short rows give NaN even with keep_default_na=False: make them empty text like other gaps
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False).fillna("")
     except pd.errors.ParserError as exc:

@@ -20,7 +20,7 @@ from ..detect import Detector, detector_for
 from ..imaging.files import ImageError
 from ..inference.predictor import Predictor
 from ..runs import METRICS_FILE, PREDICTIONS_FILE
-from .metrics import predictions_table, score
+from .metrics import group_columns, has_brackets, predictions_table, score
 
 
 def needs_detection(table: pd.DataFrame) -> bool:
@@ -47,6 +47,7 @@ def evaluate(predictor: Predictor, table: pd.DataFrame, images: np.ndarray | Non
         raise ValueError("decoded images are aligned crops: detection needs the photos' files")
     analyzer = FaceAnalyzer(predictor, (detector or detector_for("photos")) if detect else None)  # as batch
     skipped = [{"file": name, "reason": reason} for name, reason in table.attrs.get("skipped", [])]
+    groups, brackets = group_columns(table), has_brackets(table)  # the whole set's, for every chunk
     several: list[dict] = []
     parts = []
     chunk = min(chunk, 64) if detect else chunk  # photos are slow: report progress more often
@@ -63,7 +64,7 @@ def evaluate(predictor: Predictor, table: pd.DataFrame, images: np.ndarray | Non
         if len(rows):
             dist, p_female = predictor.predict_distributions(batch)
             intervals = predictor.age_intervals(dist, AnswerSettings().interval)
-            parts.append(predictions_table(rows, predictor.expected_ages(dist), p_female, intervals))
+            parts.append(predictions_table(rows, predictor.expected_ages(dist), p_female, intervals, groups, brackets))
         if progress:
             progress(min(start + chunk, len(table)), len(table))
     if not parts:

@@ -148,18 +148,24 @@ def fit_temperature(p_female: np.ndarray, genders: np.ndarray) -> float:
 def fit(dist: np.ndarray, true_ages: np.ndarray, source: str, p_female: np.ndarray | None = None,
         genders: np.ndarray | None = None) -> AgeCalibration:
     """Factors from held-out faces (their age distributions and true ages), and the gender
-    temperature when their raw p_female and genders are given (else 1)."""
-    if len(true_ages) == 0:
-        raise ValueError("no faces to calibrate on")
-    scores = needed_factors(dist, true_ages)
-    bands = np.array([age_band(age) for age in spreads(dist)[0]])
+    temperature when their raw p_female and genders are given (else 1). Faces whose age is
+    unknown (-1) are left out of the factors, those whose gender is unknown out of the
+    temperature."""
+    true_ages = np.asarray(true_ages)
+    aged = true_ages >= 0
+    if not aged.any():
+        raise ValueError("no faces with an exact age to calibrate on")
+    scores = needed_factors(np.asarray(dist)[aged], true_ages[aged])
+    bands = np.array([age_band(age) for age in spreads(np.asarray(dist)[aged])[0]])
     pooled = _conformal(scores)
     factors, faces = {}, {}
     for band in AGE_BAND_NAMES:
         mine = scores[bands == band]
         faces[band] = int(len(mine))
         factors[band] = _conformal(mine) if len(mine) >= MIN_BAND_FACES else pooled
-    temperature = 1.0 if p_female is None else fit_temperature(p_female, genders)
+    gendered = np.asarray(genders) >= 0 if genders is not None else None
+    temperature = 1.0 if p_female is None or not gendered.any() else fit_temperature(
+        np.asarray(p_female)[gendered], np.asarray(genders)[gendered])
     return AgeCalibration(factors, faces, source, temperature)
 
 

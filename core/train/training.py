@@ -1,11 +1,18 @@
-"""Training: data in memory at model resolution, a tf.data pipeline, and a run folder on disk.
+"""Training: one or several datasets in, a run folder on disk out.
+
+The data (`core.data.sources`) are split per source, their faces cropped at model resolution
+(`core.data.faces`: photos found and aligned by the product's own pipeline, once, cached), each
+row's targets built (`core.train.targets`: labels, missing ones masked, brackets, teachers),
+and batches drawn by each source's share (`core.train.pipeline`) for the losses of
+`core.train.losses`.
 
 A run folder (`--out`) ends up holding everything the dashboard and evaluation need:
 `model.keras` + `model.json` (best epoch so far, written whenever validation improves, so an
 interrupted run keeps its best model), `last.keras` (for `--resume`), `history.csv` (one row per
-epoch, appended as training goes), `split.csv`, `labels.csv`, `config.json` (the run's settings,
-written before the first epoch), and after training the test-split `metrics.json` and
-`predictions.csv`.
+epoch, appended as training goes), `split.csv` (each row's split and source), `labels.csv`,
+`sources.json` (the datasets and their shares), `config.json` (the run's settings, written
+before the first epoch), and after training `calibration.json` and the test split's
+`metrics.json` and `predictions.csv`.
 
 A resumed run keeps its saved settings and split whatever options are passed (only `epochs` may
 grow): a different image size or architecture cannot continue the saved weights, and a new split
@@ -19,7 +26,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,16 +36,17 @@ from .backend import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from ..analysis.pipeline import FaceFinder  # noqa: E402
 from ..config import Config  # noqa: E402
-from ..data.datasets import DatasetError, label_table, load_dataset, load_images, read_split, split_dataset  # noqa: E402
-from ..detect import detector_for  # noqa: E402
+from ..data.datasets import DatasetError, label_table, read_split, split_dataset  # noqa: E402
+from ..data.faces import face_crops  # noqa: E402
+from ..data.sources import DataSource, load_sources, sampling_weights  # noqa: E402
 from ..evaluate.calibrate import calibrate_images  # noqa: E402
 from ..evaluate.evaluator import evaluate_run  # noqa: E402
-from ..imaging.files import ImageError  # noqa: E402
-from ..runs import CONFIG_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE, SETTINGS_FILE, SPLIT_FILE, TRAINING_LABELS_FILE  # noqa: E402
-from .augment import augment_batch, degrade_images, hide_outside_face  # noqa: E402
+from ..runs import CONFIG_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE, SETTINGS_FILE, SOURCES_FILE, SPLIT_FILE, TRAINING_LABELS_FILE  # noqa: E402
+from .losses import compile_model  # noqa: E402
 from .model import build_model, save_atomically, save_model  # noqa: E402
+from .pipeline import make_pipeline  # noqa: E402
+from .targets import build_targets, load_embedding_teacher, load_teacher  # noqa: E402
 
 STOPPED_EARLY = "training stopped before the first epoch finished: no model was saved; start again or --resume"
 
@@ -51,200 +59,6 @@ HISTORY_COLUMNS = [
     "epoch", "loss", "gender_loss", "age_loss", "gender_accuracy", "age_mae",
     "val_loss", "val_gender_loss", "val_age_loss", "val_gender_accuracy", "val_age_mae", "lr", "seconds",
 ]
-
-
-@keras.saving.register_keras_serializable(package="core")
-class AgeDistributionLoss(keras.losses.Loss):
-    """Cross-entropy to a Gaussian label distribution around the true age, plus the L1 error of
-    the distribution's expectation (so the predicted age itself is pulled towards the label).
-
-    Targets are the age, or rows (age, teacher age, teacher weight w) when distilling (see
-    `teacher_targets`): the target distribution is then (1 - w) x the Gaussian at the age + w x the
-    Gaussian at the teacher's age, and the L1 term pulls towards (1 - w) x age + w x teacher age.
-    With w = 0 both are exactly the plain loss."""
-
-    def __init__(self, max_age: int = 116, sigma: float = 2.5, l1_weight: float = 0.1, name="age_distribution", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.max_age, self.sigma, self.l1_weight = max_age, sigma, l1_weight
-
-    def call(self, y_true, y_pred):
-        ages = tf.range(self.max_age + 1, dtype=tf.float32)
-        true = tf.cast(y_true, tf.float32)
-        if true.shape.rank == 2 and true.shape[-1] == 3:
-            label, teacher, weight = true[:, 0:1], true[:, 1:2], true[:, 2:3]
-        else:
-            label = tf.reshape(true, [-1, 1])
-            teacher, weight = label, tf.zeros_like(label)
-        target = (1 - weight) * self._gaussian(ages, label) + weight * self._gaussian(ages, teacher)
-        cross_entropy = -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)), axis=1)
-        expected = tf.linalg.matvec(y_pred, ages)
-        return cross_entropy + self.l1_weight * tf.abs(expected - ((1 - weight) * label + weight * teacher)[:, 0])
-
-    def _gaussian(self, ages, centre):
-        density = tf.exp(-0.5 * tf.square((ages[None, :] - centre) / self.sigma))
-        return density / tf.reduce_sum(density, axis=1, keepdims=True)
-
-    def get_config(self):
-        return {**super().get_config(), "max_age": self.max_age, "sigma": self.sigma, "l1_weight": self.l1_weight}
-
-
-@keras.saving.register_keras_serializable(package="core")
-def mae(y_true, y_pred):
-    """Mean absolute error in years of the expected age (logged as `age_mae`)."""
-    ages = tf.range(tf.shape(y_pred)[-1], dtype=tf.float32)
-    true = tf.reshape(tf.cast(y_true, tf.float32), [tf.shape(y_pred)[0], -1])[:, 0]  # the label, also of (age, teacher, w) rows
-    return tf.abs(tf.linalg.matvec(y_pred, ages) - true)
-
-
-@keras.saving.register_keras_serializable(package="core")
-class GenderAccuracy(keras.metrics.BinaryAccuracy):
-    """Binary accuracy against the target rounded at 0.5: the label itself, also when a distilled
-    target mixes it with a teacher's p_female at teacher_weight up to 0.5."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(tf.cast(tf.cast(y_true, tf.float32) >= 0.5, tf.float32), y_pred, sample_weight)
-
-
-@keras.saving.register_keras_serializable(package="core")
-class EmbeddingLoss(keras.losses.Loss):
-    """1 - cosine between the training-only `embedding` head and a teacher's embedding of the same
-    image. Targets are rows (mask, embedding...): mask 0 (validation, test, images the teacher has
-    no embedding for) contributes nothing, so validation loss stays the labels' loss."""
-
-    def __init__(self, name="embedding_cosine", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        true = tf.cast(y_true, tf.float32)
-        mask, target = true[:, 0], tf.math.l2_normalize(true[:, 1:], axis=1)
-        return mask * (1.0 - tf.reduce_sum(target * tf.math.l2_normalize(y_pred, axis=1), axis=1))
-
-
-def compile_model(model: keras.Model, config: Config) -> None:
-    loss = {"gender": keras.losses.BinaryCrossentropy(), "age": AgeDistributionLoss(config.max_age, config.age_sigma)}
-    weights = {"gender": 1.0, "age": config.age_loss_weight}
-    if "embedding" in model.output:
-        loss["embedding"], weights["embedding"] = EmbeddingLoss(), config.embedding_weight
-    model.compile(
-        optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
-        loss=loss, loss_weights=weights,
-        metrics={"gender": [GenderAccuracy(name="accuracy")], "age": [mae]},
-    )
-
-
-TEACHER_COLUMNS = ("file", "p_female", "age")
-
-
-def load_teacher(path: str | Path) -> pd.DataFrame:
-    """A teacher CSV (tools/teacher_labels.py) indexed by file: p_female and age; one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"teacher file {path} does not exist (make it with tools/teacher_labels.py)")
-    try:
-        teacher = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"teacher file {path} cannot be read as CSV: {exc}") from None
-    missing = [column for column in TEACHER_COLUMNS if column not in teacher]
-    if missing:
-        raise DatasetError(f"teacher file {path} lacks the column(s) {', '.join(missing)}")
-    teacher = teacher.dropna(subset=["p_female", "age"]).drop_duplicates("file").set_index("file")
-    return teacher[["p_female", "age"]].astype(float)
-
-
-def teacher_targets(table: pd.DataFrame, config: Config, teacher: pd.DataFrame | None = None) -> np.ndarray:
-    """Knowledge distillation (`Config.teacher`): per row (teacher p_female, teacher age, weight).
-
-    Why: UTKFace labels are hard (gender 0/1) and noisy (apparent ages, one number); teachers
-    trained on other, larger data (face-api.js AgeGenderNet, the dlib-models networks, see
-    tools/teacher_labels.py) carry what they learned there in soft answers, which a small
-    student fits more easily and which generalise beyond UTKFace's framing. Their answers are
-    computed once and cached, so the product never runs a teacher. Targets become
-    (1 - w) x label + w x teacher for gender (see `make_pipeline`) and a mixture of Gaussians at
-    the label and at the teacher's age for age (see `AgeDistributionLoss`), w = teacher_weight.
-
-    Only training-split rows get w > 0 (validation and test stay scored against labels alone);
-    training rows missing from the teacher CSV keep their labels (w = 0), counted and logged.
-    Without a teacher every weight is 0 and training is exactly the plain recipe."""
-    soft = np.zeros((len(table), 3), np.float32)
-    soft[:, 0], soft[:, 1] = table["gender"].to_numpy(), table["age"].to_numpy()
-    if not config.teacher:
-        return soft
-    teacher = load_teacher(config.teacher) if teacher is None else teacher
-    train = (table["split"] == "train").to_numpy()
-    known = table["file"].isin(teacher.index).to_numpy() & train
-    rows = teacher.reindex(table["file"][known])
-    soft[known, 0] = rows["p_female"].clip(0, 1).to_numpy()
-    soft[known, 1] = rows["age"].clip(0, config.max_age).to_numpy()
-    soft[known, 2] = config.teacher_weight
-    print(f"teacher {config.teacher}: {known.sum()} of {train.sum()} training images distilled at weight "
-          f"{config.teacher_weight}; {train.sum() - known.sum()} not in it keep their labels only", flush=True)
-    return soft
-
-
-def load_embedding_teacher(path: str | Path) -> pd.DataFrame:
-    """A teacher .npz (tools/teacher_labels.py embed) as one row of embedding per file; one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"embedding teacher {path} does not exist (make it with tools/teacher_labels.py embed)")
-    try:
-        with np.load(path) as cache:
-            files, embeddings = cache["files"], cache["embeddings"].astype(np.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise DatasetError(f"embedding teacher {path} is not an .npz with files and embeddings: {exc}") from None
-    table = pd.DataFrame(embeddings, index=pd.Index(files, name="file"))
-    return table[~table.index.duplicated()]
-
-
-def embedding_targets(table: pd.DataFrame, config: Config, teacher: pd.DataFrame | None) -> np.ndarray | None:
-    """Feature distillation (`Config.embedding_teacher`): per row (mask, teacher embedding).
-
-    Why: a face-recognition network trained on millions of faces in the wild (dlib's ResNet, see
-    tools/teacher_labels.py) encodes what faces beyond UTKFace look like in 128 numbers per face,
-    far more than one soft label carries; a head that must point its features the same way makes
-    the small student learn features like the teacher's. Only training rows the teacher knows get
-    mask 1. None without an embedding teacher (the model then has no such head)."""
-    if teacher is None:
-        return None
-    train = (table["split"] == "train").to_numpy()
-    known = table["file"].isin(teacher.index).to_numpy() & train
-    rows = np.zeros((len(table), teacher.shape[1] + 1), np.float32)
-    rows[known, 0] = 1.0
-    rows[known, 1:] = teacher.reindex(table["file"][known]).to_numpy()
-    print(f"embedding teacher {config.embedding_teacher}: {known.sum()} of {train.sum()} training images matched "
-          f"at weight {config.embedding_weight}; {train.sum() - known.sum()} not in it are left out of that loss",
-          flush=True)
-    return rows
-
-
-def make_pipeline(images: np.ndarray, ages: np.ndarray, genders: np.ndarray, config: Config,
-                  training: bool, soft: np.ndarray | None = None,
-                  embeddings: np.ndarray | None = None) -> tf.data.Dataset:
-    """Batches of (uint8-range float images, {"gender", "age"} targets); augmented when training.
-
-    `soft` (rows of `teacher_targets`) distils: the gender target becomes (1 - w) x label +
-    w x teacher p_female, and the age target the row (age, teacher age, w) that
-    `AgeDistributionLoss` reads; without it w = 0 (plain labels). `embeddings` (rows of
-    `embedding_targets`) adds the `embedding` target that `EmbeddingLoss` reads."""
-    if soft is None:
-        soft = np.stack([genders, ages, np.zeros(len(ages))], axis=1).astype(np.float32)
-    weight = soft[:, 2].astype(np.float32)
-    gender = (1 - weight) * genders.astype(np.float32) + weight * soft[:, 0]
-    targets = {"gender": gender[:, None].astype(np.float32),
-               "age": np.stack([ages.astype(np.float32), soft[:, 1], weight], axis=1).astype(np.float32)}
-    if embeddings is not None:
-        targets["embedding"] = embeddings
-    data = tf.data.Dataset.from_tensor_slices((images, targets))
-    if training:
-        data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
-    data = data.batch(config.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y),
-                                             num_parallel_calls=tf.data.AUTOTUNE)
-    if training and config.degrade > 0:
-        data = data.map(lambda x, y: (degrade_images(x, config.degrade), y), num_parallel_calls=tf.data.AUTOTUNE)
-    if training and config.face_only > 0:
-        data = data.map(lambda x, y: (hide_outside_face(x, config.face_only), y), num_parallel_calls=tf.data.AUTOTUNE)
-    if training and config.augment:
-        data = data.map(lambda x, y: (augment_batch(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -304,10 +118,11 @@ def cosine_schedule(config: Config, warmup_epochs: int = 2) -> Callable[[int, fl
     return rate
 
 
-def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | None = None, fmt: str | None = None,
-          resume: bool = False, on_epoch: Callable[[dict], None] | None = None,
+def train(data: str | Path | pd.DataFrame | Sequence[DataSource], out: str | Path, config: Config | None = None,
+          fmt: str | None = None, resume: bool = False, on_epoch: Callable[[dict], None] | None = None,
           evaluate_test: bool = True) -> dict:
-    """Train a model on a dataset (path or loaded table) into the run folder `out`.
+    """Train a model on one dataset (a path, with `fmt` or detected), several (`DataSource`s),
+    or a table already loaded (by `load_sources`), into the run folder `out`.
 
     Returns the test-split metrics (or an empty dict with `evaluate_test=False`). Ctrl-C stops
     training early but keeps the best model and still evaluates it; before the first epoch has
@@ -316,8 +131,11 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     """
     config = config or Config()  # a Config refuses values out of range itself (epochs 0, ...)
     out = Path(out)
+    sources = _sources(data, fmt)
+    table = data if isinstance(data, pd.DataFrame) else load_sources(sources)
+    if "source" not in table:  # a table from one loader: its photos are those of a labelled folder
+        table = table.assign(source=sources[0].name, photo=table.attrs.get("format") == "folder-csv")
     out.mkdir(parents=True, exist_ok=True)
-    table = data if isinstance(data, pd.DataFrame) else load_dataset(data, fmt)
     table = table.reset_index(drop=True)
     saved = saved_config(out) if resume else None
     if saved is not None:
@@ -330,24 +148,18 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
     # read first: a missing or malformed teacher file fails before the images are loaded
     teacher = load_teacher(config.teacher) if config.teacher else None
     embedding_teacher = load_embedding_teacher(config.embedding_teacher) if config.embedding_teacher else None
-    images, ok = load_images(table, config.image_size)
+    images, ok = face_crops(table, config.image_size, config.realign)
     table, images = table[ok].reset_index(drop=True), images[ok]
-    if config.realign:
-        images = realigned(table, images, config.image_size)
     if saved is None:
-        table[["file", "split"]].to_csv(out / SPLIT_FILE, index=False)
-        label_table(table).to_csv(out / TRAINING_LABELS_FILE, index=False)
-        (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+        _write_run_files(out, table, config, sources)
 
     parts = {name: (table["split"] == name).to_numpy() for name in ("train", "val", "test")}
     if parts["train"].sum() == 0 or parts["val"].sum() == 0:
         raise ValueError(f"too few images ({len(table)}) to make training and validation splits")
-    soft = teacher_targets(table, config, teacher)
-    embeddings = embedding_targets(table, config, embedding_teacher)
-    pipeline = {name: make_pipeline(images[mask], table["age"].to_numpy()[mask], table["gender"].to_numpy()[mask],
-                                    config, training=name == "train", soft=soft[mask],
-                                    embeddings=None if embeddings is None else embeddings[mask])
-                for name, mask in parts.items()}
+    targets = build_targets(table, config, teacher, embedding_teacher)
+    train_rows = table[parts["train"]].reset_index(drop=True)
+    weights = sampling_weights(train_rows, sources, config.balance)
+    weights = None if np.allclose(weights, weights.mean()) else weights
 
     initial_epoch = 0
     if saved is not None and (out / LAST_FILE).is_file() and (out / HISTORY_FILE).is_file():
@@ -362,8 +174,12 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
         model = build_model(config, 0 if embedding_teacher is None else embedding_teacher.shape[1])
         compile_model(model, config)
     print(f"training on {parts['train'].sum()} images, validating on {parts['val'].sum()}, "
-          f"testing on {parts['test'].sum()}; {model.count_params():,} parameters", flush=True)
+          f"testing on {parts['test'].sum()}; {model.count_params():,} parameters"
+          + (f"; sources {_shares(train_rows, weights)}" if train_rows["source"].nunique() > 1 else ""), flush=True)
 
+    training, steps = make_pipeline(images[parts["train"]], targets[parts["train"]], config, training=True,
+                                    weights=weights, first_epoch=initial_epoch)
+    validation, _ = make_pipeline(images[parts["val"]], targets[parts["val"]], config, training=False)
     callbacks = [
         RunRecorder(out, config, on_epoch=on_epoch),
         keras.callbacks.EarlyStopping(patience=config.early_stopping_patience, restore_best_weights=True),
@@ -371,45 +187,55 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, config: Config | Non
         else keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=3, min_lr=config.learning_rate / 100),
     ]
     try:
-        model.fit(pipeline["train"], validation_data=pipeline["val"], epochs=config.epochs,
+        model.fit(training, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps,
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
-                  shuffle=False)  # the pipeline shuffles; this silences Keras' warning that it cannot
+                  shuffle=False)  # the pipeline draws each epoch's rows; this silences Keras' warning that it cannot
     except KeyboardInterrupt:
         if not (out / MODEL_FILE).is_file():
             raise TrainingStopped(STOPPED_EARLY) from None
         print("interrupted: keeping the best model saved so far", flush=True)
-    calibrate_images(out, images[parts["val"]], table["age"].to_numpy()[parts["val"]],
-                     table["gender"].to_numpy()[parts["val"]], f"validation split of this run ({int(parts['val'].sum())} faces)")
+    val = table[parts["val"]]
+    calibrate_images(out, images[parts["val"]], _exact_ages(val), val["gender"].to_numpy(),
+                     f"validation split of this run ({int(parts['val'].sum())} faces)")
     if not evaluate_test or parts["test"].sum() == 0:
         return {}
     return evaluate_run(out, table[parts["test"]], images[parts["test"]])
 
 
-def realigned(table: pd.DataFrame, images: np.ndarray, size: int) -> np.ndarray:
-    """Every image re-cropped by the project's own detector and aligner (`Config.realign`), i.e.
-    framed as the model sees faces in photos rather than as the dataset's makers cropped them.
-    Images where no face is found (and pixel-CSV rows, which have no file) keep their crop."""
-    from concurrent.futures import ThreadPoolExecutor
+def _sources(data, fmt: str | None) -> list[DataSource]:
+    """The `DataSource`s behind `train`'s `data` argument."""
+    if isinstance(data, pd.DataFrame):
+        listed = data.attrs.get("sources")
+        if listed:
+            return [DataSource(item["path"], None, item["weight"], item["name"]) for item in listed]
+        return [DataSource(data.attrs.get("source") or "data", None, None, "data")]
+    if isinstance(data, (str, Path)):
+        return [DataSource(str(data), fmt)]
+    return list(data)
 
-    finder, out = FaceFinder(detector_for("photos"), size), images.copy()  # photos' detector and aligner
 
-    def one(i: int) -> bool:
-        path = table["path"].iloc[i]
-        if not path:
-            return False
-        try:
-            found = finder.find(Path(path))
-        except ImageError:
-            return False
-        if found.faces:
-            out[i] = found.crops[0]
-        return bool(found.faces)
+def _exact_ages(table: pd.DataFrame) -> np.ndarray:
+    """Each row's age when it is exact, else -1 (a bracket or no age: not for fitting intervals)."""
+    exact = (table["age_lo"] == table["age_hi"]).to_numpy()
+    return np.where(exact, table["age"].to_numpy(), -1)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        found = sum(pool.map(one, range(len(table))))
-    print(f"realigned {found} of {len(table)} images with the project's detector; the others keep their crop",
-          flush=True)
-    return out
+
+def _shares(rows: pd.DataFrame, weights: np.ndarray | None) -> str:
+    """"utk 70 %, mebeauty 30 %": each source's share of the training draws."""
+    shares = (pd.Series(weights if weights is not None else np.ones(len(rows)), index=rows.index)
+              .groupby(rows["source"]).sum())
+    return ", ".join(f"{name} {share / shares.sum():.0%}" for name, share in shares.items())
+
+
+def _write_run_files(out: Path, table: pd.DataFrame, config: Config, sources: Sequence[DataSource]) -> None:
+    """What a new run records before its first epoch: split (with each row's source), labels,
+    the sources and the settings."""
+    columns = ["file", "split", "source"] if table["source"].nunique() > 1 else ["file", "split"]
+    table[columns].to_csv(out / SPLIT_FILE, index=False)
+    label_table(table).to_csv(out / TRAINING_LABELS_FILE, index=False)
+    listed = table.attrs.get("sources") or [source.to_dict() for source in sources]
+    (out / SOURCES_FILE).write_text(json.dumps(listed, indent=2))
+    (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
 
 
 def saved_config(run: Path) -> Config | None:
