@@ -26,6 +26,9 @@ PREDICTIONS_FILE = "predictions.csv"  # one row per test image
 CALIBRATION_FILE = "calibration.json"  # age-interval factors fitted on the validation split
 LOG_FILE = "train.log"  # what a run launched from the dashboard printed
 RUN_MARKERS = (MODEL_FILE, HISTORY_FILE, TRAINING_LABELS_FILE)  # any of these makes a folder a run
+# Every file a run writes (what replacing a run removes; nothing else of its folder)
+RUN_FILES = (MODEL_FILE, LITERT_FILE, SETTINGS_FILE, LAST_FILE, CONFIG_FILE, HISTORY_FILE, SPLIT_FILE, SOURCES_FILE,
+             TRAINING_LABELS_FILE, METRICS_FILE, PREDICTIONS_FILE, CALIBRATION_FILE)
 
 
 class ModelError(RuntimeError):

@@ -231,3 +231,26 @@ def test_training_pipeline_hides_the_hair_when_asked():
     corners = batch.numpy()[:, :3, :3].reshape(8, -1, 3)
     assert (np.ptp(corners, axis=1) == 0).all()  # the corners are outside the face: flat
     assert not np.array_equal(batch.numpy(), images.astype(np.float32))
+
+
+def test_a_finished_run_is_replaced_only_when_asked(tmp_path, capsys):
+    from core import cli
+
+    write_utkface_folder(tmp_path / "data", n=24)
+    args = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--image-size", "32",
+            "--width", "8", "--epochs", "1", "--batch-size", "16"]
+    assert cli.main(args) == 0
+    model = (tmp_path / "run" / "model.keras").read_bytes()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    assert cli.main(args) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: {tmp_path / 'run'} already holds a run: --resume continues it, --overwrite replaces it"
+    assert (tmp_path / "run" / "model.keras").read_bytes() == model  # untouched
+    assert cli.main(args + ["--overwrite"]) == 0
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
+    assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 1
+    assert cli.main(args + ["--overwrite", "--resume"]) == 1
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "empty"), "--resume"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: nothing to resume in {tmp_path / 'empty'}: no run was started there (train without --resume)"
+    assert not (tmp_path / "empty").exists()

@@ -24,12 +24,16 @@ def add_parser(sub) -> None:
     add_config_options(p)
     p.add_argument("--limit", type=int, help="use only N images drawn at random from all sources (quick trials)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its model, history, "
+                                                             "split, metrics); without it such a folder is refused")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     sources = _sources(args)
+    if args.resume and args.overwrite:
+        raise CommandError("--resume continues the run in --out, --overwrite replaces it: give one of them")
     if args.limit is not None and args.limit < 1:
         raise CommandError(f"--limit must be a positive number of images, got {args.limit}")
     from ..data.sources import load_sources
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         table = table.sample(n=min(args.limit, len(table)), random_state=config.seed)
         table.attrs = attrs
     try:
-        metrics = train(table, args.out, config, resume=args.resume)
+        metrics = train(table, args.out, config, resume=args.resume, overwrite=args.overwrite)
     except TrainingStopped as exc:  # Ctrl-C before any model was saved: exit as interrupted, but say so
         raise CommandError(str(exc), EXIT_INTERRUPTED) from None
     print(f"done: {args.out}  test gender accuracy {metrics['gender_accuracy']:.4f}, age MAE {metrics['age_mae']:.2f} "

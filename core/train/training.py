@@ -42,7 +42,7 @@ from ..data.faces import face_crops  # noqa: E402
 from ..data.sources import DataSource, load_sources, sampling_weights  # noqa: E402
 from ..evaluate.calibrate import calibrate_images  # noqa: E402
 from ..evaluate.evaluator import evaluate_run  # noqa: E402
-from ..runs import CONFIG_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE, SETTINGS_FILE, SOURCES_FILE, SPLIT_FILE, TRAINING_LABELS_FILE  # noqa: E402
+from ..runs import CONFIG_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE, RUN_FILES, SETTINGS_FILE, SOURCES_FILE, SPLIT_FILE, TRAINING_LABELS_FILE, is_run  # noqa: E402
 from .losses import compile_model  # noqa: E402
 from .model import build_model, save_atomically, save_model  # noqa: E402
 from .pipeline import make_pipeline  # noqa: E402
@@ -120,17 +120,26 @@ def cosine_schedule(config: Config, warmup_epochs: int = 2) -> Callable[[int, fl
 
 def train(data: str | Path | pd.DataFrame | Sequence[DataSource], out: str | Path, config: Config | None = None,
           fmt: str | None = None, resume: bool = False, on_epoch: Callable[[dict], None] | None = None,
-          evaluate_test: bool = True) -> dict:
+          evaluate_test: bool = True, overwrite: bool = False) -> dict:
     """Train a model on one dataset (a path, with `fmt` or detected), several (`DataSource`s),
     or a table already loaded (by `load_sources`), into the run folder `out`.
 
     Returns the test-split metrics (or an empty dict with `evaluate_test=False`). Ctrl-C stops
     training early but keeps the best model and still evaluates it; before the first epoch has
     finished there is no model, and it raises TrainingStopped saying so. `resume` continues the
-    run in `out` with its saved settings and split (see the module docstring).
+    run in `out` with its saved settings and split (see the module docstring); a folder that
+    already holds a run is refused unless resumed or `overwrite` (its run files are then removed
+    first, nothing else of the folder), so a finished model is never replaced by mistake.
     """
     config = config or Config()  # a Config refuses values out of range itself (epochs 0, ...)
     out = Path(out)
+    if resume and saved_config(out) is None:
+        raise ValueError(f"nothing to resume in {out}: no run was started there (train without --resume)")
+    if not resume and is_run(out):
+        if not overwrite:
+            raise ValueError(f"{out} already holds a run: --resume continues it, --overwrite replaces it")
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     sources = _sources(data, fmt)
     table = data if isinstance(data, pd.DataFrame) else load_sources(sources)
     if "source" not in table:  # a table from one loader: its photos are those of a labelled folder
@@ -142,8 +151,6 @@ def train(data: str | Path | pd.DataFrame | Sequence[DataSource], out: str | Pat
         config = _keep_run_settings(saved, config)
         table = _with_saved_split(table, out)
     else:
-        if resume:
-            print(f"nothing to resume in {out}: starting a new run", flush=True)
         table["split"] = split_dataset(table, config)
     # read first: a missing or malformed teacher file fails before the images are loaded
     teacher = load_teacher(config.teacher) if config.teacher else None
