@@ -112,7 +112,7 @@ def main() -> None:
         folder = make_photos(Path(tmp) / "photos", args.photos)
         photo = str(sorted(folder.iterdir())[0])
         single = compare("one photo", ours + ["predict", photo, *detector], peer and peer + [photo], args.runs)
-        batch = compare(f"{args.photos} photos", ours + ["batch", str(folder), "--out", f"{tmp}/rows.csv", *detector],
+        batch = compare(f"{args.photos} photos", ours + ["batch", str(folder), "--out", f"{tmp}/rows.csv", "--overwrite", *detector],
                         peer and peer + [str(folder)], args.runs)
     for name, row in (("one photo (predict)", single), (f"{args.photos} photos (batch)", batch)):
         peer_text = (f"; peer {row['peer_s']} s, {row['peer_cpu_s']} CPU s, {row['peer_peak_mb']} MB: ours "

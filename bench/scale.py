@@ -55,7 +55,7 @@ def main() -> None:
 
 def _cli(photos: Path, out: Path, model: Path, engine: str, address: str | None) -> list[str]:
     """The `batch` command line of one run."""
-    return (["batch", str(photos), "--out", str(out), "--model", str(model), "--engine", engine]
+    return (["batch", str(photos), "--out", str(out), "--overwrite", "--model", str(model), "--engine", engine]
             + (["--address", address] if address else []))
 
 

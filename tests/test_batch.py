@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 
 from core.analysis.drawing import draw_faces
 from core.analysis.pipeline import FaceAnalyzer
-from core.analysis.results import COLUMNS, FaceResult
+from core.analysis.results import COLUMNS, FaceResult, failure_row
 from core.batch.engine import analyze_folder, analyze_images
 from core.batch.folders import list_images
 from core.batch.totals import Totals
@@ -345,3 +346,134 @@ def test_the_batch_command_loads_neither_pandas_nor_tensorflow(tiny_model_dir, t
     assert result.returncode == 0, result.stderr
     assert "1 files, 0 faces, 1 without a face, 0 errors" in result.stdout
     assert out.read_text().splitlines()[1].startswith("noise.jpg,no_face,")
+
+
+# -- what --out may be, and what --resume continues (core/batch/record.py) ------------------------
+
+ASTRONAUT = PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg"
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(ASTRONAUT.read_bytes())
+    return folder
+
+
+def _last_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_an_out_named_like_a_photo_is_refused_and_the_photo_kept(photos, capsys):
+    assert main(["batch", str(photos), "--out", str(photos / "photo.jpg")]) == 2
+    assert (photos / "photo.jpg").read_bytes() == ASTRONAUT.read_bytes()
+    assert _last_error(capsys) == (f"error: --out {photos / 'photo.jpg'} is named like an image: results go to a .csv "
+                                   "file (or a .parquet folder)")
+
+
+def test_a_file_that_is_not_results_is_never_written_over(photos, tmp_path, capsys):
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,value\na,1\n")
+    parts = tmp_path / "mine.parquet"
+    parts.mkdir()
+    (parts / "thesis.tex").write_text("years of work")
+    for out in (notes, parts):
+        for extra in ([], ["--overwrite"]):
+            assert main(["batch", str(photos), "--out", str(out), *extra]) == 2
+            assert "is not a results" in _last_error(capsys)
+    assert notes.read_text() == "name,value\na,1\n" and [p.name for p in parts.iterdir()] == ["thesis.tex"]
+
+
+def test_existing_results_are_replaced_only_on_overwrite(photos, tmp_path, capsys):
+    out = tmp_path / "rows.csv"
+    assert main(["batch", str(photos), "--out", str(out)]) == 0
+    first = out.read_bytes()
+    assert main(["batch", str(photos), "--out", str(out)]) == 2
+    assert _last_error(capsys) == f"error: {out} already holds results: --resume continues them, --overwrite replaces them"
+    assert out.read_bytes() == first
+    assert main(["batch", str(photos), "--out", str(out), "--overwrite"]) == 0
+    assert out.read_bytes() == first  # the same folder gives the same bytes
+
+
+def test_resume_refuses_results_made_another_way(photos, tmp_path, capsys):
+    out = tmp_path / "rows.csv"
+    assert main(["batch", str(photos), "--out", str(out), "--interval", "0.9"]) == 0
+    first = out.read_bytes()
+    other = tmp_path / "other"
+    shutil.copytree(photos, other)
+    for extra, words in ((["--interval", "0.5"], "interval 0.9, now 0.5"), (["--interval", "0.9", "--aligned"],
+                                                                           "aligned False, now True")):
+        assert main(["batch", str(photos), "--out", str(out), "--resume", *extra]) == 2
+        assert f"cannot resume {out}" in (line := _last_error(capsys)) and words in line
+    assert main(["batch", str(other), "--out", str(out), "--resume", "--interval", "0.9"]) == 2
+    assert f"folder {str(photos)!r}, now {str(other)!r}" in _last_error(capsys)
+    assert out.read_bytes() == first
+    assert main(["batch", str(photos), "--out", str(out), "--resume", "--interval", "0.9"]) == 0  # the same: fine
+    assert out.read_bytes() == first
+
+
+def test_a_killed_parquet_run_loses_at_most_the_batch_in_flight(tmp_path):
+    """Rows reach the journal as each model batch ends, like the CSV; a kill before the part
+    is written keeps every file but the last (whose rows may be cut)."""
+    from core.batch.parts import PartsWriter, read_parts, resume_parts
+
+    out = tmp_path / "rows.parquet"
+    writer = PartsWriter(out, append=False)
+    rows = [failure_row(f"{i:03d}.jpg", "no_face") for i in range(30)]
+    for start in range(0, 30, 10):
+        writer.write(rows[start:start + 10])
+    del writer  # killed: never closed, no part written
+    assert read_parts(out).empty
+    kept = resume_parts(out)
+    assert [row["file"] for row in kept] == [row["file"] for row in rows[:29]]
+    assert list(read_parts(out)["file"]) == [row["file"] for row in rows[:29]]  # kept for good, in a part
+    assert not (out / ".journal.csv").exists()
+
+
+def test_a_folder_without_images_ends_in_one_error_line(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no photos here")
+    assert main(["batch", str(empty), "--out", str(tmp_path / "rows.csv")]) == 1
+    assert _last_error(capsys).startswith(f"error: no image files in {empty} (looked for .jpg .jpeg .png")
+    assert not (tmp_path / "rows.csv").exists()
+
+
+def test_heic_photos_get_a_row_that_says_why(tmp_path, capsys):
+    iphone = tmp_path / "iphone"
+    iphone.mkdir()
+    (iphone / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    (iphone / "IMG_0002.heif").write_bytes(b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + bytes(64))
+    out = tmp_path / "rows.csv"
+    assert main(["batch", str(iphone), "--out", str(out)]) == 1
+    assert _last_error(capsys) == f"error: none of the images in {iphone} could be analysed (their errors are in {out})"
+    rows = pd.read_csv(out)
+    assert rows[["file", "status", "error"]].values.tolist() == [
+        ["IMG_0001.HEIC", "error", "unsupported format: HEIC (convert it to JPEG)"],
+        ["IMG_0002.heif", "error", "unsupported format: HEIF (convert it to JPEG)"]]
+
+
+def test_ray_not_installed_is_one_line(photos, tmp_path):
+    script = ("import sys; sys.modules['ray'] = None\nfrom core.cli import main\n"
+              f"sys.exit(main(['batch', {str(photos)!r}, '--out', {str(tmp_path / 'rows.csv')!r}, '--engine', 'ray']))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: --engine ray needs Ray, which is not installed: pip install -r requirements-scale.txt"]
+
+
+def test_an_unreachable_ray_address_fails_in_seconds(photos, tmp_path):
+    pytest.importorskip("ray")
+    import time
+
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "core", "batch", str(photos), "--out", str(tmp_path / "rows.csv"),
+                             "--engine", "ray", "--address", "127.0.0.1:1"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert time.monotonic() - started < 30
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: cannot reach a Ray cluster at 127.0.0.1:1 (Connection refused within 5 s): check --address, or "
+        "leave it out to start a Ray on this machine"]
+    assert not (tmp_path / "rows.csv").exists()

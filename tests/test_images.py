@@ -138,3 +138,61 @@ def test_a_folder_is_not_an_image_file(tmp_path):
     with pytest.raises(ImageError) as info:
         load_image(tmp_path / "photos.jpg")
     assert str(info.value) == "is a folder, not an image file"
+
+
+HUGE = (10240, 7712)  # 79 megapixels, just under MAX_PIXELS
+MAKE_HUGE = ("import sys; from PIL import Image; folder = sys.argv[1]; size = (10240, 7712)\n"
+             "Image.new('RGB', size, (150, 110, 90)).save(folder + '/flat.png')\n"
+             "Image.new('P', size, 3).save(folder + '/palette.png')\n"
+             "Image.new('I;16', size, 30000).save(folder + '/grey16.png')\n"
+             "Image.new('RGB', size, (150, 110, 90)).save(folder + '/flat.tif', compression='tiff_deflate')\n"
+             "Image.new('RGB', size, (150, 110, 90)).save(folder + '/flat.webp', lossless=True)\n")
+MEASURE = ("import resource, sys; from concurrent.futures import ThreadPoolExecutor\n"
+           "from core.analysis.pipeline import load_photo\n"
+           "datas = [open(path, 'rb').read() for path in sys.argv[1:]]\n"
+           "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+           "with ThreadPoolExecutor(2) as pool:\n"
+           "    shapes = [image.shape for image, _ in pool.map(load_photo, datas)]\n"
+           "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, set(shapes))")
+
+
+def test_huge_png_tiff_and_webp_are_decoded_reduced_one_at_a_time(tmp_path):
+    """A 250 KB flat 79-megapixel PNG cost 1-2 GB to decode (Pillow's copy, numpy's, the
+    conversions; 16-bit grey via float64). Decoded and shrunk at once, one large decode at a
+    time per process and memory handed back after each: two threads decoding all five kinds
+    (as a batch does) must stay under 600 MB together."""
+    import subprocess
+    import sys
+
+    from core.config import PROJECT_ROOT
+
+    subprocess.run([sys.executable, "-c", MAKE_HUGE, str(tmp_path)], check=True, timeout=300)
+    paths = sorted(str(path) for path in tmp_path.iterdir())
+    result = subprocess.run([sys.executable, "-c", MEASURE, *paths], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    grown_mb, shapes = result.stdout.split(maxsplit=1)
+    assert shapes.strip() == "{(1205, 1600, 3)}"
+    assert int(grown_mb) < 600, f"decoding grew the process by {grown_mb} MB"
+
+
+def test_a_huge_png_reads_like_its_small_copy():
+    """Shrunk by a whole factor at decode, then to the working size: the same picture as a copy
+    shrunk beforehand, corner to corner (rotation by EXIF kept)."""
+    from core.analysis.pipeline import load_photo
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    big = np.repeat(np.repeat(small, 40, axis=0), 40, axis=1)  # 4800 x 3600
+    image, scale = load_photo(_png(big))
+    assert image.shape == (1200, 1600, 3) and scale == 3.0
+    rows, columns = np.arange(1200) * 3 // 40, np.arange(1600) * 3 // 40
+    expected = small[rows][:, columns]  # each pixel: the block of the small copy it lies in
+    assert (image == expected).all(axis=2).mean() > 0.9  # all but the pixels on the blocks' edges
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned: the camera was held upright
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, "PNG", exif=exif)
+    upright, _ = load_photo(buffer.getvalue())
+    assert upright.shape == (1600, 1200, 3)
+    np.testing.assert_array_equal(upright, np.rot90(image, k=-1))

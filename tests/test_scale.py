@@ -132,6 +132,7 @@ def test_a_cluster_job_ships_the_whole_core_package(monkeypatch):
     calls = []
     monkeypatch.setattr(engine.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(engine.ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(engine, "_reachable", lambda address: None)  # no head to answer the probe here
     engine.RayEngine(BatchSettings(), address="ray://head:10001")
     (shipped,) = calls[0]["runtime_env"]["py_modules"]
     assert Path(shipped).name == "core" and (Path(shipped) / "__init__.py").is_file()

@@ -6,13 +6,15 @@ threads (decoding, OpenCV and LiteRT release the GIL), batches the aligned faces
 into one model call (`FaceAnalyzer.read`), and yields one row per face, plus one row per image
 with no face or an error, so every image file is accounted for. `run_batch` writes those rows to
 the results as they come (flushed per model batch), so a crash or a kill loses at most one batch,
-and `resume` continues where a run stopped. `engine="ray"` runs the same two steps
+and `--resume` continues where a run stopped, with the same settings (`core.batch.record`).
+`engine="ray"` runs the same two steps
 (`core.batch.steps`) on a Ray cluster instead (`core.batch.ray`, imported only then, so Ray stays
 an optional dependency).
 """
 from __future__ import annotations
 
 import os
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, Union
 
 from ..analysis.pipeline import FaceAnalyzer, Photo
 from ..analysis.results import results_frame
+from ..imaging.files import IMAGE_EXTENSIONS
 from .folders import scan_folder
 from .output import open_output, rows_kept_for_resume
+from .record import OutputRefused, check_out, differences, run_record, write_record
 from .settings import BatchSettings
 from .steps import BATCH_FACES, Progress, find_photo, read_photos
 from .totals import Totals
@@ -96,11 +100,24 @@ class LocalEngine:
         return iter_rows(items, self._analyzer, progress)
 
 
+class NoImages(ValueError):
+    """The folder holds no image file to analyse."""
+
+
+class EngineUnavailable(ValueError):
+    """The engine asked for cannot run here; the message says what to install or check."""
+
+
 def open_engine(settings: BatchSettings, engine: str = "local", address: str | None = None):
     """The engine that runs a batch: local threads, or Ray (imported only when asked for)."""
     if engine == "ray":
-        from .ray import RayEngine
-
+        try:
+            from .ray import RayEngine
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "ray":
+                raise
+            raise EngineUnavailable("--engine ray needs Ray, which is not installed: "
+                                    "pip install -r requirements-scale.txt") from None
         return RayEngine(settings, address)
     if address:
         raise ValueError("--address is for --engine ray")
@@ -117,16 +134,31 @@ class BatchRun:
     notes: list[str]
 
 
-def run_batch(folder: str, out: Path, settings: BatchSettings, resume: bool = False, recursive: bool = True,
+def run_batch(folder: str, out: Path, settings: BatchSettings, existing: str = "refuse", recursive: bool = True,
               engine: str = "local", address: str | None = None,
               progress: Callable[[int], Progress] | None = None) -> BatchRun:
     """Analyse a folder into `out` (a CSV, or Parquet parts for NAME.parquet), writing rows as
-    they come. `progress(total)` is called once the files to analyse are known and returns the
-    callback that follows them. A KeyboardInterrupt leaves `out` holding whole images only."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = rows_kept_for_resume(out) if resume else []
+    they come. Results already at `out` are refused, resumed or overwritten as `existing` says
+    (`core.batch.record`: nothing that is not results is ever written over, and a resume must
+    have the settings the results were made with). `progress(total)` is called once the files
+    to analyse are known and returns the callback that follows them. A KeyboardInterrupt leaves
+    `out` holding whole images only. ValueError (OutputRefused) for what cannot start."""
+    check_out(out, existing)
+    record = run_record(folder, recursive, settings)
+    if existing == "resume" and out.exists():
+        changed = differences(out, record)
+        if changed:
+            raise OutputRefused(f"cannot resume {out}: its results were made with other settings ({'; '.join(changed)})"
+                                ": give the same folder and options, or --overwrite to start again")
+        if changed is None:
+            warnings.warn(f"{out} has no record of the settings it was made with: resuming it as if they were "
+                          "these (same folder, model and options)", stacklevel=2)
     runner = open_engine(settings, engine, address)
     files, problems, notes = runner.scan(folder, recursive)
+    if not files and not problems:
+        raise NoImages(f"no image files in {folder} (looked for {' '.join(IMAGE_EXTENSIONS)}, in any letter case)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = rows_kept_for_resume(out) if existing == "resume" else []
     finished = {row["file"] for row in done}
     todo = [(name, path) for name, path in files if name not in finished]
     problems = [row for row in problems if row["file"] not in finished]
@@ -134,6 +166,7 @@ def run_batch(folder: str, out: Path, settings: BatchSettings, resume: bool = Fa
     totals.add(done)
     follow = progress(len(todo)) if progress is not None else (lambda _done, _total: None)
     with open_output(out, append=bool(done)) as writer:
+        write_record(out, record)
         for rows in chain([problems], runner.rows(todo, follow)):
             writer.write(rows)
             totals.add(rows)

@@ -1,5 +1,6 @@
-"""Which files of a folder a batch analyses: image files by extension, sorted, sub-folders
-optionally, each once even through symlink loops; folders that cannot be listed are reported."""
+"""Which files of a folder a batch analyses: image files by extension (and the photo formats it
+cannot decode, which get a row saying so), sorted, sub-folders optionally, each once even through
+symlink loops; folders that cannot be listed are reported."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Union
 
 from ..analysis.results import failure_row
-from ..imaging.files import is_image_file
+from ..imaging.files import is_listed_image
 
 
 def scan_folder(folder: Union[str, Path], recursive: bool = True) -> tuple[list[tuple[str, Path]], list[dict], list[str]]:
@@ -46,7 +47,7 @@ def list_images(folder: Path, recursive: bool = True) -> tuple[list[Path], list[
             if _is_dir(entry):
                 if recursive:
                     stack.append(path)
-            elif is_image_file(path):
+            elif is_listed_image(path):
                 files.append(path)
     return sorted(files), sorted(unlisted), notes
 

@@ -7,34 +7,19 @@ declare, so nothing a result carries is silently left out of a file.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ..analysis.results import COLUMNS, results_frame
-from .spreadsheet import read_safe_csv, safe_cell
+from ..analysis.results import results_frame
+from .csvfile import CsvWriter, kept_rows
+from .spreadsheet import read_safe_csv
 
 if TYPE_CHECKING:  # pandas and pyarrow are imported where needed: a CSV run needs neither
     import pandas as pd
 
     from .parts import PartsWriter
-
-
-class CsvWriter:
-    """Appends rows to the results CSV with spreadsheet-safe cells, flushed after every group."""
-
-    def __init__(self, handle, header: bool):
-        self._handle = handle
-        self._writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="raise")
-        if header:
-            self._writer.writeheader()
-
-    def write(self, rows: list[dict]) -> None:
-        self._writer.writerows({key: safe_cell(value) for key, value in row.items()} for row in rows)
-        self._handle.flush()
 
 
 @contextmanager
@@ -47,7 +32,7 @@ def open_output(path: Path, append: bool) -> Iterator[CsvWriter | PartsWriter]:
         try:
             yield writer
         finally:  # also on Ctrl-C: what was collected is whole images
-            writer.flush()
+            writer.close()
         return
     with path.open("a" if append else "w", newline="", encoding="utf-8") as handle:
         yield CsvWriter(handle, header=not append)
@@ -69,33 +54,19 @@ def read_results(path: Path) -> pd.DataFrame:
 
 
 def rows_kept_for_resume(out: Path) -> list[dict]:
-    """The rows of an interrupted run worth keeping (None for empty cells), rewritten so the CSV
-    holds only them: a half-written last line is dropped, and so are the rows of the last file
-    (a kill may have cut between the rows of its faces), which is analysed again. Parquet parts
-    are written whole, so all of theirs are kept."""
+    """The rows of an interrupted run worth keeping (None for empty cells), rewritten so the
+    output holds only them: of a CSV, all but a half-written last line and the rows of the last
+    file (a kill may have cut between the rows of its faces), which is analysed again; of Parquet
+    parts, every part and the whole files of the journal of rows not yet in a part."""
     if is_parts(out):
-        return _records(read_results(out))
-    if not out.is_file() or out.stat().st_size == 0:
-        return []
-    import pandas as pd
+        from .parts import resume_parts
 
-    text = out.read_text(encoding="utf-8", errors="replace")
-    try:
-        raw = read_safe_csv(io.StringIO(text[:text.rfind("\n") + 1]))  # without a half-written last line
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ValueError(f"cannot resume from {out}: it is not a results CSV of this tool ({exc})") from exc
-    if list(raw.columns) != COLUMNS:
-        raise ValueError(f"cannot resume from {out}: its columns are not those of `batch` results")
-    table = results_frame(raw.to_dict("records"))
-    if not table.empty:
-        table = table[table["file"] != table["file"].iloc[-1]]
-    rows = _records(table)
+        return resume_parts(out)
+    rows = kept_rows(out)
+    if not out.is_file():
+        return rows
     partial = out.with_name(f".partial-{out.name}")
     with open_output(partial, append=False) as writer:
         writer.write(rows)
     os.replace(partial, out)
     return rows
-
-
-def _records(table: pd.DataFrame) -> list[dict]:
-    return table.astype(object).where(table.notna(), None).to_dict("records")

@@ -20,6 +20,7 @@ import functools
 import logging
 import math
 import os
+import socket
 import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -31,7 +32,7 @@ import ray
 
 from ..analysis.pipeline import FaceAnalyzer
 from ..analysis.results import failure_row
-from ..imaging.files import MAX_FILE_BYTES, is_image_file
+from ..imaging.files import MAX_FILE_BYTES, is_listed_image
 from .folders import scan_folder
 from .parts import SCHEMA
 from .settings import BatchSettings
@@ -44,6 +45,7 @@ IMAGES_PER_TASK = 32  # images a detection task decodes: few, so the work spread
 MODEL_CPUS = 0.25
 DETECT_CPUS = 0.75
 LOCAL_OBJECT_STORE = 256 * 2**20  # the local Ray's object store: crops in flight, not whole photos
+CONNECT_TIMEOUT = 5.0  # seconds to wait for a cluster's --address to answer
 
 
 class RayEngine:
@@ -103,6 +105,8 @@ def _connect(address: str | None) -> None:
 
 
 def _init(address: str | None) -> None:
+    if address:
+        _reachable(address)
     # Token authentication stays on; only its notice that it is on is hushed.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     quiet = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
@@ -111,6 +115,20 @@ def _init(address: str | None) -> None:
     else:
         ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE,
                  include_dashboard=False, **quiet)
+
+
+def _reachable(address: str) -> None:
+    """ConnectionError, in one line, when nothing answers at a HOST:PORT or ray://HOST:PORT
+    address within CONNECT_TIMEOUT seconds (Ray itself retries for minutes, printing C++ warnings)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local" or a form Ray checks itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise ConnectionError(f"cannot reach a Ray cluster at {address} ({reason} within {CONNECT_TIMEOUT:g} s): "
+                              "check --address, or leave it out to start a Ray on this machine") from None
 
 
 def _model_actors() -> int:
@@ -142,7 +160,7 @@ def _list_uri(uri: str, recursive: bool) -> tuple[list[tuple[str, str]], list[di
     if filesystem.get_file_info(base).type != pafs.FileType.Directory:
         raise NotADirectoryError(f"not a folder: {uri}")
     infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
-    paths = sorted(info.path for info in infos if info.type == pafs.FileType.File and is_image_file(Path(info.path)))
+    paths = sorted(info.path for info in infos if info.type == pafs.FileType.File and is_listed_image(Path(info.path)))
     prefix = uri[:len(uri) - len(base)] if uri.endswith(base) else uri.split("://")[0] + "://"
     return [(path[len(base):].lstrip("/"), prefix + path) for path in paths], [], []
 

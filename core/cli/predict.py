@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..config import DEFAULT_MODEL_DIR, AnswerSettings
@@ -23,6 +24,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Faces on stdout, one line (or JSON object) each; a file that cannot be read is an
+    `error: FILE: reason` line on stderr (with --json, a status "error" object on stdout, like
+    a batch row). Exit code 1 when no file could be read."""
     answers = config_from_args(args, AnswerSettings)
     from ..analysis.pipeline import FaceAnalyzer
     from ..detect import build_detector
@@ -35,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             results = analyzer.analyze_photo(Path(path))
         except ImageError as exc:
-            print(json.dumps({"file": path, "status": "error", "error": str(exc)}) if args.json else f"{path}: error: {exc}")
+            if args.json:
+                print(json.dumps({"file": path, "status": "error", "error": str(exc)}))
+            else:
+                print(f"error: {path}: {exc}", file=sys.stderr)
             failed += 1
             continue
         if not results:

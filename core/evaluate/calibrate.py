@@ -17,11 +17,13 @@ from ..runs import model_folder, read_settings
 
 
 def calibrate_folder(model_dir: str | Path, data: str | Path, data_format: str | None = None) -> AgeCalibration:
-    """Fit on the validation split of the run's split.csv (images read from `data`) and save."""
+    """Fit on the validation split of the run's split.csv (images read from `data`) and save.
+    ModelError first when `model_dir` holds no model (before any dataset is read)."""
+    image_size = read_settings(model_dir)[1].image_size
     table = select_split(load_dataset(data, data_format), model_folder(model_dir), "val")
     if table.empty:
         raise DatasetError(f"none of the images in {data} are in the validation split of {model_dir}")
-    images, ok = load_images(table, read_settings(model_dir)[1].image_size, progress=False)
+    images, ok = load_images(table, image_size, progress=False)
     return calibrate_images(model_dir, images[ok], table["age"].to_numpy()[ok], table["gender"].to_numpy()[ok],
                             f"validation split of {model_folder(model_dir).name}/split.csv ({int(ok.sum())} faces)")
 
