@@ -264,9 +264,10 @@ def test_training_shows_the_curves_of_the_selected_run(app, run_dir):
     assert app.dataframe[0].value["epochs"].tolist() == [epochs]
 
 
-def _launch(app: AppTest, data: Path, name: str, **settings) -> None:
+def _launch(app: AppTest, data: Path | list, name: str, weights: str = "", **settings) -> None:
     app.text_input(key="train_name").set_value(name)
-    app.text_input(key="train_data").set_value(str(data))
+    app.text_area(key="train_data").set_value("\n".join(map(str, data)) if isinstance(data, list) else str(data))
+    app.text_input(key="train_weights").set_value(weights)
     for key, value in settings.items():
         (app.selectbox if key in ("train_architecture", "train_lr_schedule") else app.number_input)(key=key).set_value(value)
     app.button[[b.label for b in app.button].index("Start training")].click()
@@ -349,6 +350,26 @@ def test_a_teacher_file_outside_the_shared_roots_starts_no_training(app, tmp_pat
     job = state.training_jobs().snapshot()[str(tmp_path / "runs" / "teacher-inside")]
     assert job.process.args[job.process.args.index("--teacher") + 1] == str(teacher.resolve())
     _wait_for(job, 60)
+
+
+def test_several_datasets_with_their_shares_go_to_one_run(app, tmp_path):
+    """Two datasets and their shares become two --data and two --weight flags of one run; a
+    share count that does not match is refused before anything starts."""
+    from dashboard import state
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    open_page(app, "training")
+    _launch(app, [first, second], "two", weights="3 1")
+    job = state.training_jobs().snapshot()[str(tmp_path / "runs" / "two")]
+    args = job.process.args
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--data"] == [str(first.resolve()), str(second.resolve())]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--weight"] == ["3", "1"]
+    _wait_for(job, 60)  # empty folders: the run fails at once
+    _launch(app, [first, second], "three", weights="3")
+    assert [e.value for e in app.error] == ["Not started: 1 shares for 2 datasets: give one per dataset, or none."]
+    assert not (tmp_path / "runs" / "three").exists()
 
 
 def test_a_dataset_outside_the_shared_roots_starts_no_training(app, tmp_path):
@@ -767,10 +788,11 @@ def test_zip_members_never_land_outside_the_folder(tmp_path):
     folder.mkdir()
     data = _zip({"a/ok.jpg": b"1", "../evil.jpg": b"2", "/abs.jpg": b"3", "a/../../evil2.jpg": b"4",
                  "notes.txt": b"5"})
-    rejected = uploads.save_uploads([FakeUpload("photos.zip", data), FakeUpload("x/../b.png", b"6")], folder)
+    saved = uploads.save_uploads([FakeUpload("photos.zip", data), FakeUpload("x/../b.png", b"6")], folder)
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert written == ["upload/b.png", "upload/photos/a/ok.jpg"]
-    assert {name for name, _ in rejected} == {"../evil.jpg", "/abs.jpg", "a/../../evil2.jpg", "notes.txt"}
+    assert written == ["upload/000001.jpg", "upload/000002.png"]
+    assert saved.names == {"000001.jpg": "photos/a/ok.jpg", "000002.png": "b.png"}
+    assert {name for name, _ in saved.rejected} == {"../evil.jpg", "/abs.jpg", "a/../../evil2.jpg", "notes.txt"}
 
 
 def test_zip_symlinks_are_not_extracted(tmp_path):
@@ -779,8 +801,22 @@ def test_zip_symlinks_are_not_extracted(tmp_path):
         link = zipfile.ZipInfo("link.jpg")
         link.external_attr = (0o120777 << 16)
         archive.writestr(link, "/etc/passwd")
-    rejected = uploads.extract_zip(buffer.getvalue(), tmp_path / "z", uploads.Budget())
-    assert rejected == [("link.jpg", "links are not extracted")] and not (tmp_path / "z").exists()
+    saved = uploads.extract_zip(buffer.getvalue(), tmp_path / "z", uploads.Budget())
+    assert saved.rejected == [("link.jpg", "links are not extracted")] and not (tmp_path / "z").exists()
+
+
+def test_zip_names_that_clash_on_disk_are_all_kept_and_repeats_listed(tmp_path):
+    """`a.jpg` beside `a.jpg/b.jpg` crashed the extractor (FileExistsError); a name given twice
+    dropped one file without a word."""
+    data = _zip({"a.jpg": b"1", "a.jpg/b.jpg": b"2", "x.jpg": b"3", "X.JPG": b"4"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        with zipfile.ZipFile(buffer := io.BytesIO(data), "a") as archive:
+            archive.writestr("x.jpg", b"5")
+    saved = uploads.save_uploads([FakeUpload("trip.zip", buffer.getvalue())], tmp_path)
+    assert sorted(saved.names.values()) == ["trip/X.JPG", "trip/a.jpg", "trip/a.jpg/b.jpg", "trip/x.jpg"]
+    assert {saved.names[p.name]: p.read_bytes() for p in tmp_path.iterdir()}["trip/x.jpg"] == b"3"  # the first
+    assert saved.rejected == [("x.jpg", "the archive holds another file of this name (the first is analysed)")]
 
 
 def test_uploads_are_bounded_in_count_and_size(tmp_path):
@@ -795,7 +831,7 @@ def test_uploads_are_bounded_in_count_and_size(tmp_path):
 
 def test_encrypted_zip_members_are_left_out(tmp_path):
     archive = _rewrite_header(_zip({"locked.jpg": b"scrambled"}), "locked.jpg", FLAGS, 0x1)  # password-protected
-    assert uploads.extract_zip(archive, tmp_path / "z", uploads.Budget()) == [("locked.jpg", "encrypted")]
+    assert uploads.extract_zip(archive, tmp_path / "z", uploads.Budget()).rejected == [("locked.jpg", "encrypted")]
 
 
 def test_a_zip_bomb_writes_nothing(tmp_path):
@@ -833,5 +869,23 @@ def _rewrite_header(archive: bytes, name: str, field: tuple[str, int, int], valu
 
 
 def test_duplicate_upload_names_are_kept_apart(tmp_path):
-    uploads.save_uploads([FakeUpload("me.jpg", b"1"), FakeUpload("ME.jpg", b"2")], tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ME-2.jpg", "me.jpg"]
+    saved = uploads.save_uploads([FakeUpload("me.jpg", b"1"), FakeUpload("ME.jpg", b"2"), FakeUpload("me.jpg", b"3")],
+                                 tmp_path)
+    assert saved.names == {"000001.jpg": "me.jpg", "000002.jpg": "ME.jpg", "000003.jpg": "me (2).jpg"}
+    assert sorted(p.read_bytes() for p in tmp_path.iterdir()) == [b"1", b"2", b"3"]
+
+
+def test_batch_results_keep_the_names_the_user_gave(app):
+    """`José.jpg` came back as `Jos_.jpg` and CJK names as `____.jpg`: rows must name the photos."""
+    photo = (PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg").read_bytes()
+    archive = _zip({"été/Zoë.jpg": photo, "a.jpg": photo, "a.jpg/b.jpg": photo})
+    open_page(app, "batch")
+    app.get("file_uploader")[0].set_value([("José.jpg", photo, "image/jpeg"), ("写真.jpg", photo, "image/jpeg"),
+                                           ("Über uns.zip", archive, "application/zip")])
+    ok(app.run())
+    app.button(key="batch_run").click()
+    ok(app.run())
+    results = app.dataframe[-1].value
+    assert list(results["file"]) == ["José.jpg", "写真.jpg", "Über uns/été/Zoë.jpg", "Über uns/a.jpg",
+                                     "Über uns/a.jpg/b.jpg"]
+    assert set(results["status"]) == {"ok"}

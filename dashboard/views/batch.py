@@ -47,18 +47,19 @@ def analyse(files, folder: Path | None, aligned: bool, small_faces: bool, answer
     bar = st.progress(0.0, text="analysing...")
     progress = lambda done, total: bar.progress(done / total, text=f"analysing: {done:,} of {total:,} images")  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="batch-") as temp:
-        rejected = []
+        saved = uploads.Saved()
         if files:
             try:
-                rejected = uploads.save_uploads(files, Path(temp))
+                saved = uploads.save_uploads(files, Path(temp))
             except uploads.UploadError as exc:
                 bar.empty()
                 st.error(f"Upload refused: {exc}.")
                 st.stop()
         results = analyze_folder(folder or temp, analyzer, recursive=True, progress=progress)
+        results["file"] = results["file"].map(lambda name: saved.names.get(name, name))  # the user's names
     bar.empty()
     what = f"folder `{folder}`" if folder else f"{len(files)} uploaded file(s)"
-    return what, results, rejected
+    return what, results, saved.rejected
 
 
 def show(what: str, results, rejected) -> None:
