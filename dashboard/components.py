@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.config import QUALITY_GRADES, AnswerSettings, user_options
 from core.data.datasets import DatasetError
+from core.imaging.files import ImageError, load_image
 from core.runs import ModelError
 
 from . import state
@@ -66,12 +68,22 @@ def refuse_oversized(files, advice: str) -> None:
         st.stop()
 
 
+GALLERY_SIDE = 400  # files are decoded at about this size for a gallery (JPEGs at once, in draft mode)
+
+
 def gallery(images: list, captions: list[str], columns: int = 6) -> None:
-    """Images (file paths or arrays) in a grid with one caption each."""
+    """Images (file paths or arrays) in a grid with one caption each. Files are decoded as every
+    image of the project is (`core.imaging.files`), so one that cannot be read (an empty .jpg,
+    a text file) shows why in its place instead of stopping the page."""
     for start in range(0, len(images), columns):
         for column, image, caption in zip(st.columns(columns), images[start:start + columns],
                                           captions[start:start + columns]):
-            column.image(image, caption=caption, width="stretch")
+            try:
+                pixels = image if isinstance(image, np.ndarray) else load_image(image, max_side=GALLERY_SIDE)
+            except ImageError as exc:
+                column.caption(f"{caption}: cannot show this file ({exc})")
+                continue
+            column.image(pixels, caption=caption, width="stretch")
 
 
 def answer_settings(key: str, threshold: bool = True, stacked: bool = False) -> AnswerSettings:

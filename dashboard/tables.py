@@ -13,6 +13,10 @@ import pandas as pd
 from core.labels import AGE_BANDS, GENDERS, age_band, race_name
 
 CURVE_METRICS = {"loss": "Loss", "gender_accuracy": "Gender accuracy", "age_mae": "Age MAE (years)"}
+# What the Evaluation page reads of metrics.json and predictions.csv (`core.evaluate.metrics.score`)
+HEADLINE_METRICS = ("n", "gender_accuracy", "age_mae", "age_rmse", "age_within_5_years", "age_bias")
+GROUP_KEYS = ("by_age_band", "by_gender", "by_race")
+PREDICTION_COLUMNS = ("file", "age_true", "age_pred", "gender_true", "gender_pred", "p_female")
 
 
 def named(table: pd.DataFrame) -> pd.DataFrame:
@@ -44,6 +48,48 @@ def counts(table: pd.DataFrame, rows: str, columns: str, row_order: Iterable[str
                        pd.Categorical(table[columns], list(column_order)), dropna=False)
     grid.index.name, grid.columns.name = rows, columns
     return grid
+
+
+def results_problem(metrics, predictions: pd.DataFrame) -> str | None:
+    """What in a run's metrics.json or predictions.csv the Evaluation page cannot show (a value
+    of the wrong type, a missing block or column), in words; None when it can show them all.
+    The files are the run's, and a hand-edited or foreign one must not break the page."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not isinstance(metrics, Mapping):
+        return "metrics.json is not a JSON object"
+    for key in HEADLINE_METRICS:
+        if not number(metrics.get(key)):
+            return f"metrics.json: {key} is {metrics.get(key)!r}, not a number"
+    for key in ("gender_confusion", "age_band_confusion"):
+        block = metrics.get(key)
+        try:
+            confusion(block).to_numpy(dtype=float)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return f"metrics.json: {key} is not a confusion table ({{labels, matrix}})"
+    for key in GROUP_KEYS:
+        groups = metrics.get(key, {})
+        if not isinstance(groups, Mapping) or not all(
+                isinstance(row, Mapping) and all(row.get(name) is None or number(row.get(name))
+                                                 for name in ("n", "gender_accuracy", "age_mae"))
+                for row in groups.values()):
+            return f"metrics.json: {key} is not a table of groups with numbers"
+    reliability = metrics.get("gender_reliability")
+    if reliability is not None and not (isinstance(reliability, Mapping) and number(reliability.get("ece")) and all(
+            isinstance(row, Mapping) and all(number(row.get(name)) for name in ("n", "confidence", "accuracy"))
+            for row in reliability.get("bins", ()))):
+        return "metrics.json: gender_reliability is not a list of numbered bins"
+    interval = metrics.get("age_interval")
+    if interval and not (isinstance(interval, Mapping) and number(interval.get("coverage"))
+                         and number(interval.get("median_width"))):
+        return "metrics.json: age_interval lacks its coverage or median width"
+    missing = [column for column in PREDICTION_COLUMNS if column not in predictions]
+    if missing:
+        return f"predictions.csv lacks the column(s) {', '.join(missing)}"
+    wrong = [column for column in ("age_true", "age_pred", "p_female") if not pd.api.types.is_numeric_dtype(
+        predictions[column])]
+    return f"predictions.csv: {', '.join(wrong)} not numbers" if wrong else None
 
 
 def confusion(block: Mapping) -> pd.DataFrame:

@@ -175,6 +175,28 @@ def test_demographics_reads_a_pixel_csv_and_shows_its_faces(app, tmp_path):
     assert len(app.image) == 4
 
 
+def test_unreadable_images_of_a_dataset_are_named_not_a_crash(app, tmp_path):
+    """A labels.csv listing an empty .jpg and a text file raised UnidentifiedImageError in the
+    sample gallery (Streamlit's error box, the rest of the page gone)."""
+    from PIL import Image
+
+    from testkit.datasets import synthetic_face
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(synthetic_face(30 + i, i % 2, size=96, seed=i)).save(folder / f"face{i}.jpg")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a picture")
+    files = [f"face{i}.jpg" for i in range(3)] + ["empty.jpg", "text.jpg"]
+    pd.DataFrame({"file": files, "age": [30, 31, 32, 40, 50], "gender": [0, 1, 0, 1, 0]}).to_csv(
+        folder / "labels.csv", index=False)
+    open_page(app, "demographics", ("folder-csv", folder))
+    assert metric(app, "Faces shown") == "5" and len(app.image) == 3
+    unreadable = sorted(c.value for c in app.caption if "cannot show this file" in c.value)
+    assert len(unreadable) == 2 and "empty file" in unreadable[0] + unreadable[1]
+
+
 def test_a_dataset_that_cannot_load_falls_back_with_the_reason(app, tmp_path, run_dir):
     open_page(app, "demographics", ("utkface", tmp_path / "missing"))
     assert any(access.REFUSED in e.value for e in app.error)
@@ -507,6 +529,24 @@ def test_evaluation_shows_the_saved_metrics(app, run_dir):
     app.radio(key="eval_grouping").set_value("gender")
     ok(app.run())
     assert list(figures(app)["Age MAE by gender"]["data"][0]["x"]) == ["male", "female"]
+
+
+@pytest.mark.parametrize("change, words", [({"n": "many"}, "n is 'many', not a number"),
+                                           ({"gender_confusion": {"labels": ["male"]}}, "gender_confusion is not"),
+                                           ({"by_gender": {"male": {"n": "x"}}}, "by_gender is not a table")])
+def test_evaluation_of_a_run_with_damaged_metrics_says_so(app, run_dir, tmp_path, change, words):
+    """A metrics.json value of the wrong type ("n": "many") crashed the page in Streamlit's box."""
+    import shutil
+
+    run = tmp_path / "runs" / "damaged"
+    shutil.copytree(run_dir, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, **change}))
+    app.session_state["model_choice"] = next(n for n in _run_choices(app) if n.endswith("damaged"))
+    open_page(app, "evaluation")
+    (error,) = app.error
+    assert error.value.startswith(f"Cannot show the saved results of `{run}`: metrics.json: {words}")
+    assert not app.metric
 
 
 def test_evaluation_says_why_a_run_has_no_results(app, run_dir, tmp_path):

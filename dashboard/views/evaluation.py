@@ -27,6 +27,11 @@ def saved_results() -> tuple[dict, pd.DataFrame] | None:
         st.info(f"`{state.display_name(model_dir)}` has no {METRICS_FILE} and {PREDICTIONS_FILE}: {why}. "
                 "Or pick another run in the sidebar.")
         return None
+    problem = tables.results_problem(metrics, predictions)
+    if problem:
+        st.error(f"Cannot show the saved results of `{state.display_name(model_dir)}`: {problem}. Run a fresh "
+                 "evaluation, or `python -m core evaluate --split test --out` into the run folder to write them again.")
+        return None
     st.caption(f"Data shown: the {metrics.get('split', 'test')} split of run `{state.display_name(model_dir)}`, "
                f"{metrics['n']:,} faces never seen in training ({METRICS_FILE}, {PREDICTIONS_FILE}).")
     return metrics, predictions
