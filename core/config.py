@@ -31,11 +31,18 @@ LR_SCHEDULES = ("cosine", "plateau")  # see core.train.training
 
 
 def _option(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-            path: bool = False):
+            path: bool = False, label: str = ""):
     """A Config field that users set: its help text, choices and range drive both the CLI flag
-    (`python -m core train --NAME`) and the dashboard's Training form. `path=True` marks a file
-    on the server: the form accepts it only inside the folders the server shares."""
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "path": path})
+    (`python -m core train --NAME`) and the dashboard's forms, where `label` names it in plain
+    words (default: the field's name). `path=True` marks a file on the server: the form accepts
+    it only inside the folders the server shares."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "path": path,
+                                            "label": label})
+
+
+def option_label(option: dataclasses.Field) -> str:
+    """How a form names a user-set field: its plain-language label, else its name in words."""
+    return option.metadata.get("label") or option.name.replace("_", " ").capitalize()
 
 
 def user_options(cls) -> list[dataclasses.Field]:
@@ -86,11 +93,12 @@ class AnswerSettings:
     pages' controls (see `core.analysis.results.face_result` for what each does)."""
 
     interval: float = _option(0.8, "share of true ages the age interval should contain, calibrated on the "
-                                   "model's validation split", low=0.5, high=0.99)
+                                   "model's validation split", low=0.5, high=0.99, label="Age interval coverage")
     min_quality: str = _option("poor", "faces of lower quality get status 'uncertain' (good: abstain on poor "
                                        "faces; poor: report every face, marked)", choices=QUALITY_GRADES)
     age_threshold: float | None = _option(None, "age to check faces against: age_check is over (the whole "
-                                                "interval is at or above it), under, or uncertain", low=0, high=MAX_AGE)
+                                                "interval is at or above it), under, or uncertain", low=0, high=MAX_AGE,
+                                  label="Age threshold")
 
     def __post_init__(self):
         validate_options(self)
@@ -101,47 +109,47 @@ class Config:
     """Settings for one training run and for the model it produces."""
 
     # data (the defaults are the shipped model's recipe, see models/default/MODEL_CARD.md)
-    image_size: int = _option(48, "input side in pixels", low=16, high=256)
+    image_size: int = _option(48, "input side in pixels", low=16, high=256, label="Input size (pixels)")
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    seed: int = _option(42, "seed of the split and the shuffling", low=0)
+    seed: int = _option(42, "seed of the split and the shuffling", low=0, label="Random seed")
     # model
     architecture: str = _option("resnet", "network: our compact residual CNN or Keras' MobileNetV2 (from scratch)",
-                                choices=ARCHITECTURES)
-    width: int = _option(24, "resnet: channels of the first stage (model size)", low=4, high=128)
-    alpha: float = _option(0.5, "mobilenetv2: width multiplier", low=0.1, high=1.4)
+                                choices=ARCHITECTURES, label="Network")
+    width: int = _option(24, "resnet: channels of the first stage (model size)", low=4, high=128, label="ResNet width (channels)")
+    alpha: float = _option(0.5, "mobilenetv2: width multiplier", low=0.1, high=1.4, label="MobileNetV2 width multiplier")
     dropout: float = 0.2
     max_age: int = MAX_AGE  # age head predicts a distribution over 0..max_age
     # training
-    epochs: int = _option(40, "number of epochs", low=1, high=1000)
-    batch_size: int = _option(64, "batch size", low=1, high=1024)
-    learning_rate: float = _option(3e-3, "peak learning rate", low=1e-6, high=1.0)
+    epochs: int = _option(40, "number of epochs", low=1, high=1000, label="Epochs")
+    batch_size: int = _option(64, "batch size", low=1, high=1024, label="Batch size")
+    learning_rate: float = _option(3e-3, "peak learning rate", low=1e-6, high=1.0, label="Learning rate")
     weight_decay: float = 1e-4
-    age_sigma: float = _option(2.5, "std-dev of the age label distribution (years)", low=0.1, high=20.0)
+    age_sigma: float = _option(2.5, "std-dev of the age label distribution (years)", low=0.1, high=20.0, label="Age label spread (years)")
     age_loss_weight: float = 1.0
-    augment: bool = _option(True, "augment training images (flips, shifts, colour)")
+    augment: bool = _option(True, "augment training images (flips, shifts, colour)", label="Flip, shift and recolour images")
     degrade: float = _option(0.0, "chance of each real-photo corruption per training image (blur, JPEG, noise, "
                                   "low resolution and light, colour cast, grey, occlusion bands, yaw); 0 = off",
-                             low=0.0, high=1.0)
+                             low=0.0, high=1.0, label="Real-photo damage (share)")
     face_only: float = _option(0.0, "chance per training image of hiding everything outside the inner face (hair, "
                                      "ears, background) behind a flat colour, so gender is not read from the "
-                                     "hairstyle; 0 = off", low=0.0, high=1.0)
+                                     "hairstyle; 0 = off", low=0.0, high=1.0, label="Hide hair and background (share)")
     balance: float = _option(0.0, "even out gender x age band x race within each training source: 0 = draw rows as "
-                                  "they come, 1 = every such group as often as any other", low=0.0, high=1.0)
+                                  "they come, 1 = every such group as often as any other", low=0.0, high=1.0, label="Balance groups")
     realign: bool = _option(False, "re-crop training images with the project's own face detector and aligner "
-                                   "(as photos are cropped in use) instead of the dataset's crops")
+                                   "(as photos are cropped in use) instead of the dataset's crops", label="Re-crop with our face finder")
     teacher: str = _option("", "knowledge distillation: CSV of cached teacher outputs (file, p_female, age; made by "
                                 "tools/teacher_labels.py) mixed into the training split's targets; empty = off",
-                           path=True)
+                           path=True, label="Teacher answers file (CSV)")
     teacher_weight: float = _option(0.5, "share of the teacher in each distilled target (0 = labels only, 1 = "
-                                         "teacher only); used only with --teacher", low=0.0, high=1.0)
+                                         "teacher only); used only with --teacher", low=0.0, high=1.0, label="Teacher weight")
     embedding_teacher: str = _option("", "feature distillation: .npz of cached face embeddings of the training images "
                                           "(made by tools/teacher_labels.py embed); a training-only head learns to "
-                                          "point the same way; empty = off", path=True)
+                                          "point the same way; empty = off", path=True, label="Teacher embeddings file (.npz)")
     embedding_weight: float = _option(1.0, "weight of the embedding-matching loss (1 - cosine); used only with "
-                                           "--embedding-teacher", low=0.0, high=100.0)
+                                           "--embedding-teacher", low=0.0, high=100.0, label="Embedding weight")
     lr_schedule: str = _option("cosine", "learning-rate schedule: warm-up + cosine decay, or reduce on plateau",
-                               choices=LR_SCHEDULES)
+                               choices=LR_SCHEDULES, label="Learning-rate schedule")
     early_stopping_patience: int = 8
     # inference
     flip_tta: bool = True  # average predictions of the image and its mirror

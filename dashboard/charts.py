@@ -128,13 +128,18 @@ def heatmap(grid: pd.DataFrame, title: str, x_title: str, y_title: str, row_shar
     return _finish(fig, title)
 
 
-def curves(long: pd.DataFrame, title: str, y_title: str) -> go.Figure:
+def curves(long: pd.DataFrame, title: str, y_title: str, x: str = "epoch") -> go.Figure:
     """Training curves from `tables.history_long`: one qualitative colour per run, solid = train,
-    dashed = validation."""
-    fig = px.line(long, x="epoch", y="value", color="run", line_dash="split", markers=True,
+    dashed = validation; along epochs, or (`x="progress"`) along each run's share of its planned
+    epochs."""
+    fig = px.line(long, x=x, y="value", color="run", line_dash="split", markers=True,
                   color_discrete_sequence=RUN_COLORS, line_dash_map={"train": "solid", "validation": "dash"},
-                  category_orders=CATEGORY_ORDERS, labels={"value": y_title})
-    fig.update_xaxes(nticks=6, tickformat="d")  # whole epochs, few enough labels for a narrow column
+                  category_orders=CATEGORY_ORDERS, labels={"value": y_title, "progress": "share of planned epochs"},
+                  hover_data=["epoch"] if x != "epoch" else None)
+    if x == "epoch":
+        fig.update_xaxes(nticks=6, tickformat="d")  # whole epochs, few enough labels for a narrow column
+    else:
+        fig.update_xaxes(range=[0, 1.02], tickformat=".0%")
     return _finish(fig, title)
 
 

@@ -1,18 +1,31 @@
 """Small Streamlit pieces several pages share: the dataset in use, the model, a face gallery."""
 from __future__ import annotations
 
+import logging
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.config import QUALITY_GRADES, AnswerSettings, user_options
+from core.config import QUALITY_GRADES, AnswerSettings, option_label, user_options
 from core.data.datasets import DatasetError
 from core.imaging.files import ImageError, load_image
 from core.runs import ModelError
 
 from . import state
+
+
+def page_failed(exc: Exception) -> None:
+    """What a page shows when it fails unexpectedly: one line in our words with a reference, in
+    place of Streamlit's error box (its type, message and links to outside help); the traceback
+    goes to the server's log under the same reference, for the operator."""
+    reference = uuid.uuid4().hex[:8]
+    logging.getLogger("dashboard").error("page failed (reference %s)", reference, exc_info=exc)
+    st.error(f"Something went wrong on this page, and it stopped. Try again, or with other settings; if it happens "
+             f"again, tell the operator reference {reference} (the details are in the server's log).",
+             icon=":material/error:")
 
 
 def dataset_table() -> tuple[pd.DataFrame, state.DataSource]:
@@ -90,18 +103,19 @@ def answer_settings(key: str, threshold: bool = True, stacked: bool = False) -> 
     """Widgets for `AnswerSettings` (labels and ranges from its fields), keyed by page: the
     interval's coverage beside the switches for abstaining on poor faces and, when offered, an age
     check; or all `stacked` in the current container (a narrow sidebar)."""
-    options = {option.name: option.metadata for option in user_options(AnswerSettings)}
+    fields = {option.name: option for option in user_options(AnswerSettings)}
+    options = {name: option.metadata for name, option in fields.items()}
     defaults = AnswerSettings()
     # Two columns, the switches one above the other: three side by side cut their labels at 800 px.
     left, middle = [st] * 2 if stacked else st.columns(2)
     right = middle
-    interval = left.slider("Age interval coverage", options["interval"]["low"], options["interval"]["high"],
+    interval = left.slider(option_label(fields["interval"]), options["interval"]["low"], options["interval"]["high"],
                            defaults.interval, 0.05, format="%.2f", key=f"{key}_interval", help=options["interval"]["help"])
     abstain = middle.checkbox("Mark poor-quality faces uncertain", defaults.min_quality == "good",
                               key=f"{key}_abstain", help=options["min_quality"]["help"])
     age_threshold = None
     if threshold and right.checkbox("Check an age threshold", key=f"{key}_check"):
-        age_threshold = right.number_input("Age threshold", float(options["age_threshold"]["low"]),
+        age_threshold = right.number_input(option_label(fields["age_threshold"]), float(options["age_threshold"]["low"]),
                                            float(options["age_threshold"]["high"]), 18.0, 1.0, format="%g",
                                            key=f"{key}_threshold", help=options["age_threshold"]["help"])
     return AnswerSettings(interval=interval, min_quality=QUALITY_GRADES[int(abstain)], age_threshold=age_threshold)

@@ -29,20 +29,28 @@ DASHBOARD_EPOCHS = 10  # the form proposes a short run; the CLI's default is the
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What the Training form sends to `python -m core train`: the dataset and a Config, whose
-    user-set options become the same flags the CLI offers (`core.cli.options.add_config_options`)."""
+    """What the Training form sends to `python -m core train`: the datasets (one or several,
+    with their shares of the batches, or none given: by size) and a Config, whose user-set
+    options become the same flags the CLI offers (`core.cli.options.add_config_options`)."""
 
-    data: str
+    data: tuple[str, ...] | str
     config: Config = field(default_factory=lambda: Config(epochs=DASHBOARD_EPOCHS))
     fmt: str | None = None
     limit: int | None = None
     resume: bool = False  # continue the run in `out` (its saved Config and split win, see core.train.training)
+    weights: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "data", (self.data,) if isinstance(self.data, str) else tuple(self.data))
+        if self.weights and len(self.weights) != len(self.data):
+            raise ValueError(f"{len(self.weights)} shares for {len(self.data)} datasets: give one per dataset, or none")
 
     def command(self, out: Path) -> list[str]:
-        args = [sys.executable, "-m", "core", "train", "--data", self.data, "--out", str(out)]
+        args = [sys.executable, "-m", "core", "train", *(arg for path in self.data for arg in ("--data", path)),
+                *(arg for weight in self.weights for arg in ("--weight", f"{weight:g}")), "--out", str(out)]
         for option in user_options(Config):
             flag, value = option.name.replace("_", "-"), getattr(self.config, option.name)
-            args += [f"--{flag}" if value else f"--no-{flag}"] if option.type == "bool" else [f"--{flag}", str(value)]
+            args += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)]
         args += ["--format", self.fmt] if self.fmt else []
         args += ["--resume"] if self.resume else []
         return args + (["--limit", str(self.limit)] if self.limit else [])

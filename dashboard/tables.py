@@ -105,15 +105,21 @@ def group_metrics(metrics: Mapping, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "n", "gender_accuracy", "age_mae"])
 
 
-def history_long(histories: Mapping[str, pd.DataFrame], metric: str) -> pd.DataFrame:
-    """Training and validation values of one metric for several runs, one row per (run, epoch, split)."""
+def history_long(histories: Mapping[str, pd.DataFrame], metric: str,
+                 planned: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """Training and validation values of one metric for several runs, one row per (run, epoch,
+    split); with each run's `planned` epochs also `progress` (epoch / planned), so that a
+    10-epoch run and a 40-epoch one can be read on one axis."""
     parts = []
     for run, history in histories.items():
         for split, column in (("train", metric), ("validation", f"val_{metric}")):
             if column in history:
                 parts.append(pd.DataFrame({"run": run, "epoch": history["epoch"], "split": split,
                                            "value": history[column]}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "epoch", "split", "value"])
+    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "epoch", "split", "value"])
+    if planned is not None:
+        long["progress"] = long["epoch"] / long["run"].map(lambda run: max(1, planned.get(run) or 1))
+    return long
 
 
 def with_error(predictions: pd.DataFrame) -> pd.DataFrame:

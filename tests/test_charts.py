@@ -115,6 +115,17 @@ def test_history_long_and_curves_overlay_runs():
                      ("run-b, train", "solid"): [20.0, 15.0], ("run-b, validation", "dash"): [22.0, 18.0]}
 
 
+def test_runs_of_different_lengths_align_by_their_share_of_planned_epochs():
+    short = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.0]})
+    full = pd.DataFrame({"epoch": range(1, 41), "loss": 1.0})
+    long = tables.history_long({"short": short, "full": full}, "loss", planned={"short": 10, "full": 40})
+    assert long.loc[long["run"] == "short", "progress"].tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert long.loc[long["run"] == "full", "progress"].max() == pytest.approx(1.0)
+    fig = charts.curves(long, "Loss", "loss", x="progress")
+    assert list(fig.layout.xaxis.range) == [0, 1.02] and fig.layout.xaxis.tickformat == ".0%"
+    assert "progress" not in tables.history_long({"short": short}, "loss")  # epochs unless asked
+
+
 def test_history_long_without_the_metric_is_empty():
     assert tables.history_long({"r": pd.DataFrame({"epoch": [1], "loss": [1.0]})}, "age_mae").empty
 

@@ -66,6 +66,11 @@ def open_page(app: AppTest, page: str, dataset: tuple[str, Path] | None = None) 
     return ok(app)
 
 
+def refused() -> str:
+    """The refusal a path outside the shared folders gets, naming the test's shared folders."""
+    return access.refused(access.server_roots(os.environ[access.ROOTS_ENV], None))
+
+
 def ok(app: AppTest) -> AppTest:
     assert not app.exception, [e.value for e in app.exception]
     return app
@@ -213,7 +218,7 @@ def test_datasets_outside_the_shared_roots_are_refused_alike(app):
 
     for kind, path in [("pixels-csv", path) for path in OUTSIDE] + [("utkface", "/usr/share")]:
         open_page(app, "demographics", (kind, path))
-        assert [e.value for e in app.error] == [f"Cannot load {DataSource(kind, path).describe()}: {access.REFUSED}"]
+        assert [e.value for e in app.error] == [f"Cannot load {DataSource(kind, path).describe()}: {refused()}"]
         assert "the training labels of model" in captions(app)  # what the page falls back to
 
 
@@ -224,7 +229,7 @@ def test_a_model_folder_outside_the_shared_roots_is_refused(app, run_dir):
         app.session_state["model_choice"] = "Other folder..."
         app.session_state["model_path"] = path
         ok(app.run())  # the home page, with the sidebar
-        assert [e.value for e in app.error] == [f"Model folder {access.REFUSED}; showing `{display_name(run_dir)}`."]
+        assert [e.value for e in app.error] == [f"Model folder {refused()}; showing `{display_name(run_dir)}`."]
         assert app.session_state["model_dir"] == str(run_dir)
 
 
@@ -256,7 +261,7 @@ def test_batch_folders_outside_the_shared_roots_are_refused_alike(app, tmp_path)
     for folder in (*OUTSIDE, tmp_path / "link", tmp_path / "missing", tmp_path / ".." / ".." / ".." / ".." / "etc"):
         app.text_input(key="batch_folder").set_value(str(folder))
         ok(app.run())
-        assert [e.value for e in app.error] == [f"Folder {access.REFUSED}."]
+        assert [e.value for e in app.error] == [f"Folder {refused()}."]
         assert app.button(key="batch_run").disabled
 
 
@@ -360,7 +365,7 @@ def test_a_teacher_file_outside_the_shared_roots_starts_no_training(app, tmp_pat
     for path in (*OUTSIDE, tmp_path):
         app.text_input(key="train_teacher").set_value(str(path))
         _launch(app, utkface_dir, "teacher-outside")
-        assert [e.value for e in app.error] == [f"Teacher {access.REFUSED}."]
+        assert [e.value for e in app.error] == [f"Teacher {refused()}."]
     assert not (tmp_path / "runs" / "teacher-outside").exists()
     from dashboard import state
 
@@ -390,7 +395,7 @@ def test_several_datasets_with_their_shares_go_to_one_run(app, tmp_path):
     assert [args[i + 1] for i, a in enumerate(args) if a == "--weight"] == ["3", "1"]
     _wait_for(job, 60)  # empty folders: the run fails at once
     _launch(app, [first, second], "three", weights="3")
-    assert [e.value for e in app.error] == ["Not started: 1 shares for 2 datasets: give one per dataset, or none."]
+    assert "Not started: 1 shares for 2 datasets: give one per dataset, or none." in [e.value for e in app.error]
     assert not (tmp_path / "runs" / "three").exists()
 
 
@@ -398,7 +403,7 @@ def test_a_dataset_outside_the_shared_roots_starts_no_training(app, tmp_path):
     open_page(app, "training")
     for path in OUTSIDE:
         _launch(app, path, "outside")
-        assert [e.value for e in app.error] == [f"Dataset {access.REFUSED}."]
+        assert [e.value for e in app.error] == [f"Dataset {refused()}."]
     assert not (tmp_path / "runs" / "outside").exists()
 
 
@@ -451,6 +456,29 @@ def test_runs_of_other_sessions_show_no_panel_log_stop_or_curves(app, fake_job, 
     ok(app.run())
     assert name in app.multiselect(key="compare_runs").options  # ended: its curves are anyone's to compare
     assert not any(name in m.value for m in app.markdown) and not app.code
+
+
+def test_a_typed_path_into_another_sessions_running_run_is_refused(app, fake_job, run_dir):
+    """The run picker hid it, but typing runs/<name> as a model or dataset folder showed its labels."""
+    import shutil
+
+    job = fake_job("theirs", owner="another session")
+    shutil.copy(run_dir / "labels.csv", job.run_dir / "labels.csv")
+    app.session_state["model_choice"] = "Other folder..."
+    app.session_state["model_path"] = str(job.run_dir)
+    app.session_state["data_kind"] = "folder-csv"
+    app.session_state["data_path_folder-csv"] = str(job.run_dir)
+    ok(app.run())  # the home page (Demographics), with the sidebar
+    from dashboard.state import display_name
+
+    assert {e.value for e in app.error} == {f"Model folder {refused()}; showing `{display_name(run_dir)}`.",
+                                            f"Cannot load Image folder + labels CSV `{job.run_dir}`: {refused()}"}
+    assert app.session_state["model_dir"] == str(run_dir) and "the training labels of model" in captions(app)
+    job.process.kill()
+    job.process.wait()
+    ok(app.run())  # ended: anyone's to read (its labels name images it does not hold: that is another error)
+    assert not any(refused() in e.value for e in app.error)
+    assert app.session_state["model_dir"] == str(job.run_dir.resolve())
 
 
 def test_the_training_cap_is_said_when_reached(app, fake_job, utkface_dir, tmp_path):
@@ -688,10 +716,14 @@ def test_error_details_stay_on_the_server(app, monkeypatch, shipped_error_detail
     monkeypatch.setattr(core.analysis.pipeline, "load_photo", broken)
     open_page(app, "photo")
     app.get("file_uploader")[0].set_value(("photo.jpg", b"x" * 100, "image/jpeg"))
-    app.run()
-    (shown,) = app.exception
-    assert "secret" not in str(shown.proto) and not shown.proto.stack_trace and not shown.proto.type
-    assert "redacted" in shown.proto.message
+    with caplog.at_level("ERROR", logger="dashboard"):
+        app.run()
+    assert not app.exception  # not Streamlit's box (its type, message and links to outside help): ours
+    (shown,) = app.error
+    assert shown.value.startswith("Something went wrong on this page, and it stopped.") and "secret" not in shown.value
+    reference = shown.value.split("reference ")[1].split()[0]
+    (record,) = [r for r in caplog.records if reference in r.getMessage()]
+    assert "secret.jpg" in str(record.exc_info[1])  # the details, for the operator
 
 
 @pytest.fixture

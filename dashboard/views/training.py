@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core.config import DATASET_FORMATS, DEFAULT_DATASET_DIR, Config, user_options
-from core.runs import HISTORY_FILE, METRICS_FILE, SETTINGS_FILE
+from core.config import DATASET_FORMATS, DEFAULT_DATASET_DIR, PROJECT_ROOT, Config, option_label, option_types, user_options
+from core.runs import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, SETTINGS_FILE
 from dashboard import access, charts, jobs, state, tables
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ def run_summary(runs: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def planned_epochs(folder: Path) -> int | None:
+    """The epochs a run was started for (its settings), None when unknown."""
+    config = state.read_artifact(folder, CONFIG_FILE) or (state.read_artifact(folder, SETTINGS_FILE) or {}).get("config", {})
+    return config.get("epochs")
+
+
 def job_panel(name: str, job: jobs.TrainingJob) -> None:
     """One of this session's runs: progress, Stop while it trains, Dismiss once it has ended."""
     status, done, total = job.status, job.epochs_done(), job.settings.config.epochs
@@ -60,7 +67,7 @@ def job_panel(name: str, job: jobs.TrainingJob) -> None:
         if status == "failed":
             st.error(f"Training failed: {job.error()}")
         with st.expander("Log"):
-            st.code("\n".join(lines[-30:]) or "(empty)", language=None)
+            st.code("\n".join(lines[-30:]) or "(empty)", language=None, wrap_lines=True)
 
 
 def my_jobs() -> dict[str, jobs.TrainingJob]:
@@ -80,8 +87,12 @@ def curves_section(mine: dict[str, jobs.TrainingJob]) -> None:
         (n for n, r in runs.items() if r.resolve() == state.selected_model().resolve()), next(iter(runs)))]
     names = st.multiselect("Runs to compare", list(runs), key="compare_runs")
     histories = {n: h for n in names if (h := state.read_artifact(runs[n], HISTORY_FILE)) is not None}
+    aligned = st.toggle("Align runs by their share of planned epochs", key="curves_progress",
+                        help="A 10-epoch run and a 40-epoch one side by side: each run's epochs as a share of its own.")
+    planned = {n: planned_epochs(runs[n]) for n in names} if aligned else None
     for column, (metric, label) in zip(st.columns(len(tables.CURVE_METRICS)), tables.CURVE_METRICS.items()):
-        column.plotly_chart(charts.curves(tables.history_long(histories, metric), label, label), key=f"curve_{metric}")
+        column.plotly_chart(charts.curves(tables.history_long(histories, metric, planned), label, label,
+                                          x="progress" if aligned else "epoch"), key=f"curve_{metric}")
     st.dataframe(run_summary({n: runs[n] for n in names}), hide_index=True)
 
 
@@ -130,23 +141,31 @@ def launch() -> None:
 def start_run(s) -> str:
     """Validate the form's settings and start `python -m core train` in the background for this
     session; returns the run's display name, raises RunRefused."""
-    name, data = s["train_name"].strip(), s["train_data"].strip()
+    name, typed = s["train_name"].strip(), [line.strip() for line in s["train_data"].splitlines() if line.strip()]
     run_dir = state.runs_dir() / name
     display = state.display_name(run_dir)
     if not jobs.RUN_NAME.match(name):
         raise RunRefused("Run name: letters, digits, dot, dash or underscore (up to 64), please.")
     if run_dir.exists():
         raise RunRefused(f"{display} already exists: choose another run name.")
-    if not data:
-        raise RunRefused("Dataset: give a UTKFace folder, a 48x48 pixel CSV, or a folder with labels.csv.")
+    if not typed:
+        raise RunRefused("Datasets: give a UTKFace folder, a 48x48 pixel CSV, or a folder with labels.csv (one a line).")
+    datasets = []
+    for data in typed:
+        try:
+            datasets.append(str(access.server_path(data, state.server_roots())))
+        except access.PathRefused as exc:
+            raise RunRefused(f"Dataset {exc}.") from None
     try:
-        dataset = access.server_path(data, state.server_roots())
-    except access.PathRefused as exc:
-        raise RunRefused(f"Dataset {exc}.") from None
-    config = Config(**{option.name: _form_value(option, s[f"train_{option.name}"]) for option in user_options(Config)})
-    settings = jobs.TrainSettings(data=str(dataset), config=config,
-                                  fmt=None if s["train_format"] == DETECT else s["train_format"],
-                                  limit=s["train_limit"] or None)
+        weights = tuple(float(w) for w in s["train_weights"].replace(",", " ").split())
+        config = Config(**{option.name: _form_value(option, s[f"train_{option.name}"]) for option in user_options(Config)})
+        settings = jobs.TrainSettings(data=tuple(datasets), config=config, weights=weights,
+                                      fmt=None if s["train_format"] == DETECT else s["train_format"],
+                                      limit=s["train_limit"] or None)
+    except RunRefused:
+        raise
+    except ValueError as exc:  # a Config or a share the settings refuse
+        raise RunRefused(f"Not started: {exc}.") from None
     try:
         state.training_jobs().start(display, run_dir, settings, state.session_id())
     except jobs.ServerBusy as exc:
@@ -164,7 +183,7 @@ def _form_value(option, value):
     try:
         return str(access.server_path(value.strip(), state.server_roots(), kind="file"))
     except access.PathRefused as exc:
-        raise RunRefused(f"{option.name.replace('_', ' ').capitalize()} {exc}.") from None
+        raise RunRefused(f"{option_label(option)} {exc}.") from None
 
 
 def new_run_name() -> str:
@@ -175,14 +194,15 @@ def option_widget(option, default) -> None:
     """The form widget for one user-set Config field: a selectbox for choices, a checkbox for
     switches, a text box for paths, a number input bounded as Config says; keyed
     `train_<field>` for `launch`."""
-    meta, key, label = option.metadata, f"train_{option.name}", option.name.replace("_", " ").capitalize()
+    meta, key, label = option.metadata, f"train_{option.name}", option_label(option)
+    kind = option_types(Config)[option.name]
     if meta["choices"]:
         st.selectbox(label, meta["choices"], index=meta["choices"].index(default), key=key, help=meta["help"])
-    elif option.type == "bool":
+    elif kind is bool:
         st.checkbox(label, value=default, key=key, help=meta["help"])
-    elif option.type == "str":
+    elif kind is str:
         st.text_input(label, value=default, key=key, help=meta["help"])
-    elif option.type == "int":
+    elif kind is int:
         st.number_input(label, int(meta["low"]), None if meta["high"] is None else int(meta["high"]), default,
                         step=1, key=key, help=meta["help"])
     else:
@@ -192,7 +212,8 @@ def option_widget(option, default) -> None:
 def launch_form() -> None:
     source = state.selected_source()
     candidate = source.path if source.has_images else str(DEFAULT_DATASET_DIR)
-    suggestion = candidate if access.is_shared(candidate, state.server_roots()) else ""
+    # as the visitor may type it: relative to the project, never the server's absolute path
+    suggestion = os.path.relpath(candidate, PROJECT_ROOT) if access.is_shared(candidate, state.server_roots()) else ""
     st.session_state.setdefault("train_name", new_run_name())
     defaults = jobs.TrainSettings(data="").config
     with st.form("train_form"):
@@ -200,9 +221,15 @@ def launch_form() -> None:
                    "by `python -m core train` in a separate process.")
         left, middle, right = st.columns([1, 2, 1])
         left.text_input("Run name", key="train_name")
-        middle.text_input("Dataset (UTKFace folder, 48x48 pixel CSV, or folder with labels.csv)",
-                          value=suggestion, key="train_data")
+        middle.text_area("Datasets, one a line (UTKFace folder, 48x48 pixel CSV, or folder with labels.csv)",
+                         value=suggestion, key="train_data", height=80,
+                         help="Several datasets train one model together. A folder's labels.csv may give an age, an "
+                              "age bracket (age_lo, age_hi) or no age, and may lack a gender: each part of the model "
+                              "learns from the rows that have its label.")
         right.selectbox("Format", [DETECT, *DATASET_FORMATS], key="train_format")
+        right.text_input("Shares of the batches", key="train_weights", placeholder="by size",
+                         help="One number per dataset, in order (e.g. 3 1: the first gives three batches in four); "
+                              "empty: each dataset in proportion to its images.")
         options = user_options(Config)
         for start in range(0, len(options), 4):
             for column, option in zip(st.columns(4), options[start:start + 4]):
