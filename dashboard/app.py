@@ -1,7 +1,8 @@
 """The product's front door: `streamlit run dashboard/app.py`.
 
 This entry script is the frame around every page: it makes `core` and `dashboard` importable,
-draws the sidebar's global choices and routes to the page files with `st.navigation`.
+draws the sidebar's global choices, routes to the page files with `st.navigation`, and puts our
+own words in place of Streamlit's error box when a page fails (`components.page_failed`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ if "tensorflow" not in sys.modules:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import sidebar  # noqa: E402
+from dashboard import components, sidebar  # noqa: E402
 
 # Page files live in views/, not pages/: a pages/ folder next to this script makes Streamlit
 # start in its legacy multipage mode, where a deep link such as /photo runs that file alone,
@@ -40,4 +41,7 @@ navigation = st.navigation({
                 st.Page("views/live.py", title="Live camera", icon=":material/videocam:", url_path="live")],
 })
 sidebar.render()
-navigation.run()
+try:
+    navigation.run()
+except Exception as exc:  # noqa: BLE001 - any failure of a page: our words there, the details in the server's log
+    components.page_failed(exc)

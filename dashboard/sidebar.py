@@ -40,7 +40,7 @@ def _model_picker() -> None:
     if choice == OTHER and (typed := st.text_input("Model folder", key="model_path",
                                                    placeholder="/path/to/run-folder").strip()):
         try:
-            model_dir = access.server_path(typed, state.server_roots(), "folder")
+            model_dir = state.shared_path(typed, "folder")
         except access.PathRefused as exc:
             st.error(f"Model folder {exc}; showing `{state.display_name(model_dir)}`.")
     st.session_state["model_dir"] = str(model_dir)

@@ -48,6 +48,20 @@ def server_roots() -> tuple[Path, ...]:
     return access.server_roots(os.environ.get(access.ROOTS_ENV), st.get_option("server.address"))
 
 
+def without_server_folders(what: str) -> str:
+    """What a page says instead of a form that cannot work when the server shares no folders
+    (served to others without AGE_GENDER_SERVER_ROOTS: uploads only); `what` names the work."""
+    return (f"This server shares no folders with visitors, so {what} cannot run here: use the pages that take "
+            f"uploads (Single photo, Batch analysis, Video). The operator can share folders with {access.ROOTS_ENV} "
+            "(docs/serving.md).")
+
+
+def shared_path(typed: str, kind: access.Kind = "any") -> Path:
+    """A typed server path this session may use (`access.server_path`): under the shared roots,
+    and not in a run another session is still training; PathRefused otherwise."""
+    return access.server_path(typed, server_roots(), kind, hidden=training_elsewhere())
+
+
 def list_runs() -> list[Path]:
     """Run folders: the default model, then every run under models/ and the runs folder, except
     those other sessions are still training (theirs until they end)."""
@@ -163,8 +177,8 @@ def load_table(source: DataSource) -> pd.DataFrame:
     path, labels = source.path, source.labels_csv
     if source.has_images:
         try:
-            path = str(access.server_path(path, server_roots()))
-            labels = str(access.server_path(labels, server_roots(), "file")) if labels else ""
+            path = str(shared_path(path))
+            labels = str(shared_path(labels, "file")) if labels else ""
         except access.PathRefused as exc:
             raise DatasetError(str(exc)) from None
     version = stamp(Path(path)) + (stamp(Path(labels)) if labels else 0)

@@ -24,9 +24,9 @@ def shared(tmp_path) -> Path:
     return root
 
 
-def refusal(typed, roots, kind="any") -> str:
+def refusal(typed, roots, kind="any", hidden=()) -> str:
     with pytest.raises(access.PathRefused) as caught:
-        access.server_path(typed, roots, kind)
+        access.server_path(typed, roots, kind, hidden)
     return str(caught.value)
 
 
@@ -52,7 +52,7 @@ def test_missing_forbidden_and_outside_paths_get_one_message(shared, tmp_path):
     }
     if os.geteuid() != 0:  # root reads everything
         messages.add(refusal(locked, [shared]))
-    assert messages == {access.REFUSED}
+    assert messages == {f"{access.REFUSED} ({shared})"}  # the same words, naming what is shared
 
 
 def test_relative_paths_are_read_from_the_project_folder():
@@ -69,8 +69,16 @@ def test_roots_default_to_the_project_and_datasets_on_localhost_only(tmp_path):
     assert access.server_roots(f"{tmp_path}{os.pathsep}{tmp_path}/a/..", None) == (tmp_path, tmp_path)
 
 
+def test_inside_a_hidden_folder_is_refused_alike(shared):
+    """A run another session is training lies under a shared root, but is theirs until it ends."""
+    hidden = shared / "photos"
+    assert refusal(hidden / "a.jpg", [shared], hidden=[hidden]) == refusal(shared / "missing", [shared])
+    assert access.server_path(shared / "photos" / "a.jpg", [shared], hidden=[shared / "other"])
+
+
 def test_nothing_is_shared_without_roots(shared):
-    assert refusal(shared / "photos", []) == access.REFUSED
+    assert refusal(shared / "photos", []) == (f"{access.REFUSED}: it shares no folder, so use uploads (the operator "
+                                              f"sets {access.ROOTS_ENV})")
     assert not access.is_shared(shared / "photos", [])
     assert access.is_shared(shared / "photos", [shared], "folder")
 

@@ -72,7 +72,11 @@ def refused() -> str:
 
 
 def ok(app: AppTest) -> AppTest:
+    """The app ran without failing: no exception box, nor our own notice of one (whose traceback
+    is in the captured log, `components.page_failed`)."""
     assert not app.exception, [e.value for e in app.exception]
+    failed = [e.value for e in app.error if e.value.startswith("Something went wrong on this page")]
+    assert not failed, failed
     return app
 
 
@@ -274,6 +278,18 @@ def test_without_shared_roots_only_uploads_reach_the_server(app, monkeypatch):
     assert app.radio(key="batch_mode").options == ["Upload images or zip files"]
     assert not any("folder on the server" in i.value for i in ok(app).info)
 
+
+def test_without_shared_roots_pages_that_need_them_say_so(app, monkeypatch):
+    """Served to others with no shared folder, Training's form and a fresh evaluation were dead ends."""
+    monkeypatch.setenv(access.ROOTS_ENV, "")
+    ok(app.run())
+    app.switch_page("views/training.py").run()
+    assert any(i.value.startswith("This server shares no folders with visitors, so training") for i in ok(app).info)
+    assert "Start training" not in [b.label for b in app.button]
+    app.switch_page("views/evaluation.py").run()
+    assert not any(r.key == "eval_mode" for r in ok(app).radio)
+    assert "so a fresh evaluation (it reads a dataset's images on the server) cannot run here" in captions(app)
+    assert metric(app, "Faces")  # the saved results are still shown
 
 # -- training --------------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def choose_input():
     if not folder:
         return None, None
     try:
-        return None, access.server_path(folder, roots, "folder")
+        return None, state.shared_path(folder, "folder")
     except access.PathRefused as exc:
         st.error(f"Folder {exc}.")
         return None, None

@@ -171,7 +171,11 @@ def error_gallery(rows: pd.DataFrame) -> None:
 
 
 st.title("Evaluation")
-mode = st.radio("Results", [SAVED, FRESH], horizontal=True, key="eval_mode")
+if state.server_roots():
+    mode = st.radio("Results", [SAVED, FRESH], horizontal=True, key="eval_mode")
+else:  # a fresh evaluation reads a dataset's images on the server
+    mode = SAVED
+    st.caption(state.without_server_folders("a fresh evaluation (it reads a dataset's images on the server)"))
 results = saved_results() if mode == SAVED else fresh_results()
 if results:
     show(*results)

@@ -246,4 +246,4 @@ st.caption("Curves of each epoch (solid: training, dashed: validation), read fro
 polling = any(job.active for job in my_jobs().values())
 st.fragment(monitor, run_every=REFRESH_SECONDS if polling else None)(polling)
 st.subheader("Train a new model")
-launch_form()
+launch_form() if state.server_roots() else st.info(state.without_server_folders("training (it reads a dataset on the server)"))
