@@ -6,7 +6,9 @@ run files without paying for a TensorFlow import. Every other module takes file 
 """
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -87,3 +89,44 @@ def unscored_reason(folder: str | Path) -> str:
                 "resume it (Training page or `train --resume`) or start it again")
     return ("training there ended (stopped or killed) before scoring its best model on the test split: "
             "run a fresh evaluation, or resume the run to finish it")
+
+
+def run_summary(folder: str | Path) -> dict:
+    """A run at a glance: epochs done, input size and width, the best validation epoch's age MAE
+    and gender accuracy (by validation loss, the epoch the model was saved at), and the test
+    figures once scored; None for what the folder does not hold (yet). Files being written or
+    not of this tool are skipped, not raised."""
+    folder = model_folder(folder)
+    summary = {"epochs": 0, "image_size": None, "width": None, "best_val_age_mae": None, "best_val_gender_accuracy": None,
+               "test_age_mae": None, "test_gender_accuracy": None}
+    try:
+        config = json.loads((folder / SETTINGS_FILE).read_text()).get("config", {})
+        summary.update(image_size=config.get("image_size"), width=config.get("width"))
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with (folder / HISTORY_FILE).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        summary["epochs"] = len(rows)
+        scored = [row for row in rows if _number(row.get("val_loss")) is not None]
+        if scored:
+            best = min(scored, key=lambda row: _number(row["val_loss"]))
+            summary.update(best_val_age_mae=_number(best.get("val_age_mae")),
+                           best_val_gender_accuracy=_number(best.get("val_gender_accuracy")))
+    except (OSError, csv.Error):
+        pass
+    try:
+        metrics = json.loads((folder / METRICS_FILE).read_text())
+        summary.update(test_age_mae=_number(metrics.get("age_mae")), test_gender_accuracy=_number(metrics.get("gender_accuracy")))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return summary
+
+
+def _number(value) -> float | None:
+    """A finite number from a file's cell, else None (empty, text, NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -309,3 +309,15 @@ def test_batch_rows_get_their_age_range_as_text():
     shown = tables.with_age_range(results)
     assert list(shown.columns) == ["file", "status", "age", "age_range", "age_low", "age_high"]
     assert shown["age_range"].tolist() == ["25-31", "4-6", ""]
+
+
+def test_a_run_summary_reads_the_best_validation_epoch_and_skips_what_is_missing(tmp_path):
+    from core.runs import run_summary
+
+    assert run_summary(tmp_path)["epochs"] == 0 and run_summary(tmp_path)["test_age_mae"] is None
+    (tmp_path / "history.csv").write_text("epoch,val_loss,val_age_mae,val_gender_accuracy\n1,3.0,9.0,0.8\n"
+                                          "2,2.0,7.5,0.9\n3,2.5,7.0,0.95\n4,,,\n")
+    (tmp_path / "model.json").write_text('{"config": {"image_size": 48, "width": 24}}')
+    (tmp_path / "metrics.json").write_text('{"age_mae": "many", "gender_accuracy": 0.91}')
+    assert run_summary(tmp_path) == {"epochs": 4, "image_size": 48, "width": 24, "best_val_age_mae": 7.5,
+                                     "best_val_gender_accuracy": 0.9, "test_age_mae": None, "test_gender_accuracy": 0.91}

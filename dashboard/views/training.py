@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from core.config import DATASET_FORMATS, DEFAULT_DATASET_DIR, PROJECT_ROOT, Config, option_label, option_types, user_options
-from core.runs import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, SETTINGS_FILE
+from core.runs import CONFIG_FILE, HISTORY_FILE, SETTINGS_FILE
+from core.runs import run_summary as summarize
 from dashboard import access, charts, jobs, state, tables
 
 logger = logging.getLogger(__name__)
@@ -22,20 +23,15 @@ STOPPING = ("Stopping: the current training step ends, then the best epoch so fa
             "and saved (10-20 s on two cores; 13 s for a tiny run).")
 
 
+SUMMARY_COLUMNS = {"epochs": "epochs", "image_size": "image size", "width": "width",
+                   "best_val_age_mae": "best val age MAE", "best_val_gender_accuracy": "best val gender acc",
+                   "test_age_mae": "test age MAE", "test_gender_accuracy": "test gender acc"}
+
+
 def run_summary(runs: dict[str, Path]) -> pd.DataFrame:
-    """One row per run: its size, best validation epoch and test metrics when it has them."""
-    rows = []
-    for name, folder in runs.items():
-        history = state.read_artifact(folder, HISTORY_FILE)
-        metrics = state.read_artifact(folder, METRICS_FILE) or {}
-        config = (state.read_artifact(folder, SETTINGS_FILE) or {}).get("config", {})
-        scored = history.dropna(subset=["val_loss"]) if history is not None else pd.DataFrame()
-        best = scored.loc[scored["val_loss"].idxmin()] if len(scored) else {}
-        rows.append({"run": name, "epochs": 0 if history is None else len(history),
-                     "image size": config.get("image_size"), "width": config.get("width"),
-                     "best val age MAE": best.get("val_age_mae"), "best val gender acc": best.get("val_gender_accuracy"),
-                     "test age MAE": metrics.get("age_mae"), "test gender acc": metrics.get("gender_accuracy")})
-    return pd.DataFrame(rows)
+    """One row per run (`core.runs.run_summary`), with the page's column names."""
+    return pd.DataFrame([{"run": name, **{SUMMARY_COLUMNS[key]: value for key, value in summarize(folder).items()}}
+                         for name, folder in runs.items()])
 
 
 def planned_epochs(folder: Path) -> int | None:
