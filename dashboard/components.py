@@ -122,13 +122,14 @@ def answer_settings(key: str, threshold: bool = True, stacked: bool = False) -> 
 
 
 def face_table(results) -> list[dict]:
-    """FaceResults as the rows the photo and live pages show: the interval, the gender's
-    confidence and the quality verdict beside the point answers."""
-    return [{"face": f.number, "status": f.status, "gender": f.gender, "p_female": f.p_female,
-             "confidence": f.gender_confidence,
-             "age": f.age_years, "age range": f.age_text if f.age_low is not None else "",
-             **({"age check": f.age_check} if f.age_check is not None else {}),
-             "quality": f.quality.grade if f.quality else "", "issues": ", ".join(f.quality.issues) if f.quality else ""}
+    """FaceResults as the rows the photo and live pages show: the answers a person reads first
+    (gender, age, its range, the quality verdict and its issues) on the left, where a narrow
+    column shows them without scrolling; the confidence, the check and the raw numbers after."""
+    return [{"face": f.number, "gender": f.gender, "age": f.age_years,
+             "age range": f.age_text if f.age_low is not None else "",
+             "quality": f.quality.grade if f.quality else "", "issues": ", ".join(f.quality.issues) if f.quality else "",
+             "confidence": f.gender_confidence, **({"age check": f.age_check} if f.age_check is not None else {}),
+             "status": f.status, "p_female": f.p_female}
             for f in results]
 
 

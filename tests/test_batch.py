@@ -477,3 +477,26 @@ def test_an_unreachable_ray_address_fails_in_seconds(photos, tmp_path):
         "error: cannot reach a Ray cluster at 127.0.0.1:1 (Connection refused within 5 s): check --address, or "
         "leave it out to start a Ray on this machine"]
     assert not (tmp_path / "rows.csv").exists()
+
+
+def test_labels_of_a_crowd_never_cover_one_another():
+    """Labels on group photos overlapped until none could be read: each now goes where it
+    covers no other label (and, with its words, no other face), or the face gets its number."""
+    from core.analysis.drawing import place_labels
+
+    crowd = [FaceResult(i + 1, 40 + 70 * (i % 12), 60 + 90 * (i // 12), 60, 60, 0.9, None, None, 30.0 + i, 0.3,
+                        age_low=24, age_high=37) for i in range(36)]  # three rows of twelve, 10 px apart
+    labels = place_labels(crowd, (400, 900, 3))
+    assert [label.face for label in labels] == list(range(36))
+    for i, a in enumerate(labels):
+        x, y, w, h = a.rect
+        assert 0 <= x and x + w <= 900 and 0 <= y and y + h <= 400
+        assert a.text == crowd[i].label() or a.text == str(crowd[i].number)
+        assert not any(_overlaps(a.rect, b.rect) for b in labels[i + 1:]), (a, labels)
+    assert crowd[0].label() == "1 male, 30 (24-37)" and any(label.text == crowd[0].label() for label in labels)
+    apart = [FaceResult(i + 1, 100 + 500 * i, 300, 200, 200, 0.9, None, None, 41.0, 0.8) for i in range(2)]
+    assert [label.text for label in place_labels(apart, (900, 1200, 3))] == ["1 female, 41", "2 female, 41"]
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]

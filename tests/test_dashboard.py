@@ -291,6 +291,7 @@ def test_without_shared_roots_pages_that_need_them_say_so(app, monkeypatch):
     assert "so a fresh evaluation (it reads a dataset's images on the server) cannot run here" in captions(app)
     assert metric(app, "Faces")  # the saved results are still shown
 
+
 # -- training --------------------------------------------------------------------------------------
 
 def test_training_shows_the_curves_of_the_selected_run(app, run_dir):
@@ -692,6 +693,8 @@ def test_single_photo_finds_every_face(app, utkface_dir):
     assert metric(app, "Faces found") == "3"
     faces = app.dataframe[0].value
     assert faces["face"].tolist() == [1, 2, 3]
+    # what a person reads first, before the wide confidence bar pushes the rest out of view
+    assert list(faces.columns[:6]) == ["face", "gender", "age", "age range", "quality", "issues"]
     np.testing.assert_allclose(faces["confidence"], np.maximum(faces["p_female"], 1 - faces["p_female"]), atol=1e-4)
     assert faces["age range"].str.fullmatch(r"\d+-\d+").all() and faces["quality"].isin(["good", "poor"]).all()
     assert faces["gender"].isin(["male", "female"]).all() and faces["age"].between(0, 116).all()
@@ -740,6 +743,41 @@ def test_error_details_stay_on_the_server(app, monkeypatch, shipped_error_detail
     reference = shown.value.split("reference ")[1].split()[0]
     (record,) = [r for r in caplog.records if reference in r.getMessage()]
     assert "secret.jpg" in str(record.exc_info[1])  # the details, for the operator
+
+
+def test_analyses_over_the_servers_cap_wait_then_are_refused(app, monkeypatch):
+    """Visitors pressing Analyse together could add up the server's memory: the server runs
+    AGE_GENDER_MAX_ANALYSES at once, a session one."""
+    import threading
+
+    from dashboard import capacity
+
+    photo = (PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg").read_bytes()
+    monkeypatch.setattr(capacity, "WAIT_SECONDS", 0.5)
+    slots = capacity.server_slots()
+    taken = 0
+    while slots.take(timeout=0):  # every place taken, as by other visitors' analyses
+        taken += 1
+    try:
+        assert taken == capacity.max_analyses() == 2
+        open_page(app, "photo")
+        app.get("file_uploader")[0].set_value(("photo.jpg", photo, "image/jpeg"))
+        ok(app.run())
+        (warning,) = app.warning
+        assert warning.value.startswith("Not analysed: the server stayed busy for ")
+        assert warning.value.endswith(" s (2 analyses at once): try again in a moment.")
+        assert not app.metric
+    finally:
+        for _ in range(taken):
+            slots.give()
+    ok(app.run())
+    assert metric(app, "Faces found") == "1" and slots.busy == 0  # its place given back
+    held = threading.Lock()
+    held.acquire()
+    app.session_state["analysis_lock"] = held  # this session's other analysis, still running
+    ok(app.run())
+    assert [w.value for w in app.warning] == [
+        "Not analysed: an analysis of this session is still running: wait for it to end, then try again."]
 
 
 @pytest.fixture

@@ -87,3 +87,37 @@ def test_a_photo_uploaded_in_the_browser_comes_back_annotated(server, browser, s
     assert metrics.get("Faces found") == "2"
     images = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
     assert len(images) == 3 and all(img.get_property("naturalWidth") > 0 for img in images)
+
+
+def test_no_deploy_button_for_visitors(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/photo")
+    wait_until_idle(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAppDeployButton"]')
+    assert "Deploy" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_one_upload_costs_the_server_under_1_gb(run_dir, tmp_path_factory):  # noqa: F811
+    """A 1.9 MB zip of six flat 79-megapixel PNGs took the server from 255 MB to 4.4 GB, and it
+    kept 1.7 GB after one such photo. Measured on the served app (bench/uploads.py prints it)."""
+    from testkit.browser import hostile_uploads, upload_memory
+
+    folder = tmp_path_factory.mktemp("hostile")
+    _, archive = hostile_uploads(folder)
+    processes = []
+    env = {"AGE_GENDER_MODEL_DIR": str(run_dir), "AGE_GENDER_RUNS_DIR": str(folder / "runs")}
+    with dashboard_server(env, folder / "streamlit.log", processes=processes) as url:
+        driver = chromium(folder / "chromium")
+        try:
+            cost = upload_memory(driver, url, processes[0].pid, "batch", [archive])
+            from selenium.webdriver.common.by import By
+
+            metrics = {m.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text:
+                       m.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
+                       for m in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')}
+        finally:
+            driver.quit()
+    assert metrics.get("Images") == "6", metrics  # all analysed (shrunk), none refused
+    assert cost["peak_over_idle_mb"] < 1024, cost
+    assert cost["kept_after_mb"] < 150, cost  # memory handed back

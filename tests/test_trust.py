@@ -132,11 +132,11 @@ def test_poor_faces_abstain_only_when_asked():
     prediction = Prediction(30.2, 0.9, 24, 37)
     reported = face_result(1, None, prediction, (20, 20), quality=poor, answers=AnswerSettings(age_threshold=18))
     assert reported.status == "ok" and reported.age_check == "over"
-    assert reported.label() == "1 female, 24-37 | 18+ | poor: small,blurry"
+    assert reported.label() == "1 female, 30 (24-37) | 18+ | poor: small,blurry"
     abstained = face_result(1, None, prediction, (20, 20), quality=poor,
                             answers=AnswerSettings(min_quality="good", age_threshold=18))
     assert abstained.status == "uncertain" and abstained.age_check == "uncertain"
-    assert abstained.label(show_probability=True) == "1 female 90%, 24-37 | 18? | uncertain: small,blurry"
+    assert abstained.label(show_probability=True) == "1 female 90%, 30 (24-37) | 18? | uncertain: small,blurry"
     row = abstained.row("face.jpg")
     assert row["quality"] == "poor" and row["quality_issues"] == "small;blurry" and row["gender_confidence"] == 0.9
     assert FaceResult(1, 0, 0, 9, 9, None, None, None, 30.0, 0.5).row("x.jpg")["quality"] is None  # older callers
@@ -203,7 +203,7 @@ def test_batch_cli_reports_intervals_quality_and_the_age_check(calibrated_tiny, 
     assert "age check at 18:" in capsys.readouterr().out
     wide = pd.read_csv(out)["age_high"] - pd.read_csv(out)["age_low"]
     assert main(["batch", str(folder), "--out", str(out), "--model", str(model), "--aligned", "--interval", "0.6",
-                     "--min-quality", "good"]) == 0
+                 "--min-quality", "good", "--overwrite"]) == 0
     narrow = pd.read_csv(out)
     assert (narrow["age_high"] - narrow["age_low"] <= wide).all() and narrow["age_check"].isna().all()
     assert (narrow["status"] == np.where(narrow["quality"] == "poor", "uncertain", "ok")).all()

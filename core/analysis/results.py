@@ -75,11 +75,12 @@ class FaceResult(GenderReadout):
         return str(self.age_years) if self.age_low is None else f"{self.age_low}-{self.age_high}"
 
     def label(self, show_probability: bool = False) -> str:
-        """"1 female, 25-31" (with the gender's probability when asked), the age check when one
-        was asked for ("18+", "<18", "18?") and, for a poor face, its issues ("poor: blurry"):
-        the text drawn on the box and shown under crops, on every page."""
+        """"1 female, 28 (25-31)": the point age and its range (with the gender's probability
+        when asked), the age check when one was asked for ("18+", "<18", "18?") and, for a poor
+        face, its issues ("poor: blurry"): the text drawn on the box and shown under crops."""
         certainty = f" {self.gender_confidence:.0%}" if show_probability else ""
-        parts = [f"{self.number} {self.gender}{certainty}, {self.age_text}"]
+        ranged = "" if self.age_low is None else f" ({self.age_low}-{self.age_high})"
+        parts = [f"{self.number} {self.gender}{certainty}, {self.age_years}{ranged}"]
         if self.age_check is not None:
             threshold = f"{self.age_threshold:g}"
             parts.append({"over": f"{threshold}+", "under": f"<{threshold}"}.get(self.age_check, f"{threshold}?"))

@@ -10,9 +10,9 @@ import streamlit as st
 from core.analysis.results import FACE_STATUSES
 from core.batch.engine import analyze_folder
 from core.batch.spreadsheet import to_safe_csv
-from core.imaging.files import IMAGE_EXTENSIONS
+from core.imaging.files import IMAGE_EXTENSIONS, UNSUPPORTED_EXTENSIONS
 from core.inference.calibration import AGE_CHECKS
-from dashboard import access, charts, components, state, tables, uploads
+from dashboard import access, capacity, charts, components, state, tables, uploads
 
 UPLOAD, FOLDER = "Upload images or zip files", "A folder on the server"
 
@@ -25,7 +25,8 @@ def choose_input():
     if st.radio("Images", modes, horizontal=True, label_visibility="collapsed", key="batch_mode") == UPLOAD:
         files = st.file_uploader(
             f"Images, or zip files of images (at most {components.upload_limit_mb()} MB in total)",
-            accept_multiple_files=True, type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS] + ["zip"], key="batch_files")
+            accept_multiple_files=True, type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS + UNSUPPORTED_EXTENSIONS] + ["zip"],
+            key="batch_files")
         components.refuse_oversized(files, "Upload fewer files at a time.")
         return (files, None) if files else (None, None)
     source = state.selected_source()
@@ -46,18 +47,19 @@ def analyse(files, folder: Path | None, aligned: bool, small_faces: bool, answer
     analyzer = analyzer.with_answers(answers)
     bar = st.progress(0.0, text="analysing...")
     progress = lambda done, total: bar.progress(done / total, text=f"analysing: {done:,} of {total:,} images")  # noqa: E731
-    with tempfile.TemporaryDirectory(prefix="batch-") as temp:
-        saved = uploads.Saved()
-        if files:
-            try:
-                saved = uploads.save_uploads(files, Path(temp))
-            except uploads.UploadError as exc:
-                bar.empty()
-                st.error(f"Upload refused: {exc}.")
-                st.stop()
-        results = analyze_folder(folder or temp, analyzer, recursive=True, progress=progress)
-        results["file"] = results["file"].map(lambda name: saved.names.get(name, name))  # the user's names
-    bar.empty()
+    try:
+        with capacity.analysis_slot(), tempfile.TemporaryDirectory(prefix="batch-") as temp:
+            saved = uploads.Saved()
+            if files:
+                try:
+                    saved = uploads.save_uploads(files, Path(temp))
+                except uploads.UploadError as exc:
+                    st.error(f"Upload refused: {exc}.")
+                    st.stop()
+            results = analyze_folder(folder or temp, analyzer, recursive=True, progress=progress)
+            results["file"] = results["file"].map(lambda name: saved.names.get(name, name))  # the user's names
+    finally:  # also when stopped or failed: no bar left standing
+        bar.empty()
     what = f"folder `{folder}`" if folder else f"{len(files)} uploaded file(s)"
     return what, results, saved.rejected
 

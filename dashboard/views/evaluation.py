@@ -9,7 +9,7 @@ from core.config import AnswerSettings
 from core.data.datasets import read_split, select_split
 from core.evaluate.evaluator import evaluate
 from core.runs import LITERT_FILE, METRICS_FILE, PREDICTIONS_FILE, unscored_reason
-from dashboard import charts, components, state, tables
+from dashboard import capacity, charts, components, state, tables
 
 SAVED, FRESH = "Saved test results of the model", "Fresh evaluation on the dataset"
 GROUPINGS = {"age band": "by_age_band", "gender": "by_gender", "race": "by_race"}
@@ -61,13 +61,14 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
         predictor = components.predictor_or_stop(model_dir)
         bar = st.progress(0.0, text="evaluating...")
         try:
-            metrics, predictions = evaluate(predictor, table, progress=lambda n, total: bar.progress(
-                n / total, text=f"evaluating: {n:,} of {total:,} images"))
+            with capacity.analysis_slot():
+                metrics, predictions = evaluate(predictor, table, progress=lambda n, total: bar.progress(
+                    n / total, text=f"evaluating: {n:,} of {total:,} images"))
         except ValueError as exc:  # e.g. no face in any of the photos
-            bar.empty()
             st.error(f"Cannot evaluate: {exc}")
             return None
-        bar.empty()
+        finally:
+            bar.empty()
         st.session_state["eval_fresh"] = done = (key, metrics, predictions)
     if not done or done[0] != key:
         if table.empty:

@@ -7,8 +7,8 @@ import streamlit as st
 
 from core.analysis.drawing import draw_faces
 from core.analysis.pipeline import load_photo
-from core.imaging.files import IMAGE_EXTENSIONS, ImageError
-from dashboard import components, state
+from core.imaging.files import IMAGE_EXTENSIONS, UNSUPPORTED_EXTENSIONS, ImageError
+from dashboard import capacity, components, state
 
 UPLOAD, CAMERA = "Upload a photo", "Take a photo"
 
@@ -18,7 +18,7 @@ st.caption("Faces are found by the face detector, aligned like the training crop
 mode = st.radio("Photo", [UPLOAD, CAMERA], horizontal=True, label_visibility="collapsed", key="photo_mode")
 if mode == UPLOAD:
     photo = st.file_uploader(f"Photo (at most {components.upload_limit_mb()} MB)",
-                             type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS], key="photo_upload")
+                             type=[ext.lstrip(".") for ext in IMAGE_EXTENSIONS + UNSUPPORTED_EXTENSIONS], key="photo_upload")
 else:
     photo = st.camera_input("Camera", key="photo_camera")
 small_faces = st.checkbox("Also look for small faces (group photos, slower)", key="photo_small_faces")
@@ -30,12 +30,13 @@ if photo is None:
 components.refuse_oversized(photo, "Use a smaller copy of the photo.")
 
 analyzer = components.analyzer_or_stop("group photos" if small_faces else "photos").with_answers(answers)
-try:
-    image, scale = load_photo(photo.getvalue())
-except ImageError as exc:
-    st.error(f"Cannot use {photo.name}: {exc}")
-    st.stop()
-faces = analyzer.analyze(image, scale=scale)
+with capacity.analysis_slot():
+    try:
+        image, scale = load_photo(photo.getvalue())
+    except ImageError as exc:
+        st.error(f"Cannot use {photo.name}: {exc}")
+        st.stop()
+    faces = analyzer.analyze(image, scale=scale)
 
 left, right = st.columns([1, 1])
 left.image(draw_faces(image, faces, scale=1 / scale), caption=f"{photo.name}: {len(faces)} face(s)", width="stretch")
