@@ -48,7 +48,7 @@ def _overlap(a: Rect, b: Rect) -> bool:
 def _candidates(box: Rect, size: tuple[int, int], shape: tuple) -> list[Rect]:
     """Places for a label of `size` by `box`, in order of preference: above, below, inside at
     the top, inside at the bottom; each moved inside the picture."""
-    (x, y, w, h), (width, height) = box, size
+    (x, y, _, h), (width, height) = box, size
     spots = [(x, y - height), (x, y + h), (x, y), (x, y + h - height)]
     limit_x, limit_y = max(0, shape[1] - width), max(0, shape[0] - height)
     return [(min(max(0, sx), limit_x), min(max(0, sy), limit_y), width, height) for sx, sy in spots]
