@@ -180,10 +180,13 @@ def coverage(table: pd.DataFrame, title: str, target: float) -> go.Figure:
     fig = go.Figure()
     for by, color in zip(table["by"].unique(), (GENDER_COLOURS["male"], NEUTRAL)):
         rows = table[table["by"] == by]
+        # Each share inside its own bar, shrunk to the bar's width: ten labels above grouped bars
+        # ran into one another; the group sizes are in the hover.
         fig.add_bar(x=rows["band"], y=rows["coverage"], name=f"by {by}", marker_color=color,
-                    text=[f"{c:.0%}<br>n={n}" for c, n in zip(rows["coverage"], rows["n"])], textposition="outside",
-                    customdata=rows["median_width"], cliponaxis=False,
-                    hovertemplate="%{x}: %{y:.1%} covered, median width %{customdata:.0f} years<extra></extra>")
+                    text=[f"{c:.0%}" for c in rows["coverage"]], textposition="inside", insidetextanchor="end",
+                    textangle=0, customdata=np.stack([rows["median_width"], rows["n"]], axis=-1),
+                    hovertemplate="%{x}: %{y:.1%} covered (n=%{customdata[1]}), median width %{customdata[0]:.0f} "
+                                  "years<extra></extra>")
     fig.add_hline(y=target, line_dash="dash", line_color="gray", annotation_text=f"promised {target:.0%}",
                   annotation_position="bottom left")
     fig.update_layout(barmode="group", yaxis=dict(title="share of true ages inside", range=[0, BAR_HEADROOM],
@@ -204,8 +207,9 @@ def reliability(bins: list[dict], title: str) -> go.Figure:
                                  c["n"] for c in shown)) for b in shown], color=GENDER_COLOURS["female"]),
                              customdata=[b["n"] for b in shown],
                              hovertemplate="confidence %{x:.1%}: %{y:.1%} right (n=%{customdata})<extra></extra>"))
+    lowest = min([b["accuracy"] for b in shown] + [0.5])  # a bin right under half the time must show too
     fig.update_layout(xaxis=dict(title="gender confidence", range=[0.48, 1.02], tickformat=".0%"),
-                      yaxis=dict(title="share right", range=[0.3, 1.05], tickformat=".0%"))
+                      yaxis=dict(title="share right", range=[min(0.3, lowest - 0.05), 1.05], tickformat=".0%"))
     return _finish(fig, title)
 
 

@@ -278,7 +278,9 @@ def test_coverage_chart_shows_each_banding_against_the_promise():
     assert table["by"].tolist() == ["predicted age", "predicted age", "true age", "true age"]  # empty band dropped
     fig = charts.coverage(table, "Coverage", 0.8)
     assert [trace.name for trace in fig.data] == ["by predicted age", "by true age"]
-    assert list(fig.data[0].y) == [0.8, 0.83] and fig.data[0].text[1] == "83%<br>n=30"
+    assert list(fig.data[0].y) == [0.8, 0.83] and fig.data[0].text[1] == "83%"
+    # inside their own bars (ten labels above grouped bars ran into one another); n in the hover
+    assert {trace.textposition for trace in fig.data} == {"inside"} and list(fig.data[0].customdata[1]) == [13.0, 30]
     assert fig.layout.shapes[0].y0 == 0.8  # the promised coverage as a line
     assert tables.interval_coverage({}).empty
 
@@ -292,6 +294,13 @@ def test_reliability_diagram_puts_bins_against_the_diagonal():
     assert list(diagonal.x) == [0.5, 1] and list(diagonal.y) == [0.5, 1]
     assert list(model.x) == [0.6, 0.9] and list(model.y) == [0.5, 0.95]  # empty bins left out
     assert model.marker.size[1] > model.marker.size[0]  # bigger bins, bigger points
+
+
+def test_reliability_diagram_shows_bins_right_less_than_30_percent_of_the_time():
+    bins = [{"n": 5, "confidence": 0.55, "accuracy": 0.12}, {"n": 50, "confidence": 0.9, "accuracy": 0.9}]
+    low, high = charts.reliability(bins, "Reliability").layout.yaxis.range
+    assert low < 0.12 and high >= 1  # it was cut at 30 %
+    assert charts.reliability(bins[1:], "Reliability").layout.yaxis.range[0] == 0.3  # the usual view otherwise
 
 
 def test_age_check_table_lists_thresholds_in_order():

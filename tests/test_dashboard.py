@@ -660,8 +660,10 @@ def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, ut
     open_page(app, "evaluation", ("folder-csv", write_photo_folder(tmp_path, utkface_dir)))
     app.radio(key="eval_mode").set_value("Fresh evaluation on the dataset")
     ok(app.run())
-    app.checkbox(key="eval_test_only").uncheck()  # these photos are in no split of the model
-    ok(app.run())
+    # these photos are in no split of the model: all of them are proposed, none "test split only"
+    assert not any(c.key == "eval_test_only" for c in app.checkbox)
+    assert app.button(key="eval_run").label == "Evaluate 3 images"
+    assert "None of these images was used to train or validate this model." in captions(app)
     app.number_input(key="eval_limit").set_value(10)
     ok(app.run())
     app.button(key="eval_run").click()

@@ -121,3 +121,32 @@ def test_one_upload_costs_the_server_under_1_gb(run_dir, tmp_path_factory):  # n
     assert metrics.get("Images") == "6", metrics  # all analysed (shrunk), none refused
     assert cost["peak_over_idle_mb"] < 1024, cost
     assert cost["kept_after_mb"] < 150, cost  # memory handed back
+
+
+OVERLAPS = """
+const chart = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+  .find(el => (el.querySelector('.gtitle') || {}).textContent?.includes(arguments[0]));
+if (!chart) return null;
+const boxes = [...chart.querySelectorAll('text.bartext')].filter(t => t.textContent)
+  .map(t => ({text: t.textContent, rect: t.getBoundingClientRect()}));
+const pairs = [];
+for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+  const a = boxes[i].rect, b = boxes[j].rect;
+  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) pairs.push([boxes[i].text, boxes[j].text]);
+}
+return {labels: boxes.length, overlapping: pairs};
+"""
+
+
+@pytest.mark.parametrize("width", [1500, 800])
+def test_coverage_labels_do_not_overlap(server, tmp_path, width):
+    """The interval-coverage chart's labels ("80%<br>n=123" above ten grouped bars) ran into each other."""
+    driver = chromium(tmp_path / "chromium", width=width)
+    try:
+        driver.get(f"{server}/evaluation")
+        wait_until_idle(driver)
+        found = driver.execute_script(OVERLAPS, "age intervals")
+    finally:
+        driver.quit()
+    assert found is not None and found["labels"] >= 4, found
+    assert found["overlapping"] == [], found

@@ -47,11 +47,21 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
         return None  # the chosen dataset failed to load: dataset_table said why
     model_dir = state.selected_model()
     left, right = st.columns(2)
-    test_only = read_split(model_dir) is not None and left.checkbox(
+    saved = read_split(model_dir)
+    seen = 0 if saved is None else int(table["file"].isin(saved.loc[saved["split"] != "test", "file"]).sum())
+    in_test = select_split(table, model_dir, "test") if saved is not None else table.iloc[:0]
+    # Offered only when the dataset shares images with the model's test split: for another dataset
+    # it selected none and the page proposed to "Evaluate 0 images".
+    test_only = not in_test.empty and left.checkbox(
         "Only the model's test split", value=True, key="eval_test_only",
         help="Other images of this dataset may have been used to train the model, which flatters it.")
     if test_only:
-        table = select_split(table, model_dir, "test")
+        table = in_test
+    elif seen:
+        left.warning(f"{seen:,} of these {len(table):,} images were used to train or validate this model: "
+                     "their scores flatter it.")
+    elif saved is not None:
+        left.caption("None of these images was used to train or validate this model.")
     limit = right.number_input("At most this many images (random sample)", 1, None, min(len(table), 2000) or 1,
                                key="eval_limit")
     table = table.sample(n=min(int(limit), len(table)), random_state=0) if len(table) else table
