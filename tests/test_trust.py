@@ -19,7 +19,7 @@ from core.analysis.quality import MIN_SHARPNESS, Quality, measure, roll_of, yaw_
 from core.analysis.results import COLUMNS, FaceResult, face_result
 from core.batch.engine import analyze_images
 from core.cli import main
-from core.config import PROJECT_ROOT, AnswerSettings
+from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT, AnswerSettings
 from core.data.datasets import load_dataset, select_split
 from core.detect.face import Face
 from core.evaluate.reliability import age_check_rates, gender_reliability, interval_coverage
@@ -286,3 +286,25 @@ def test_gender_temperature_undoes_under_confidence_and_predictor_applies_it(tmp
     _, tempered = predictor.predict_distributions(batch)  # the Predictor notices the new file
     assert tempered == pytest.approx(temper(raw, 0.6), abs=1e-6)
     assert predictor.predict_distributions(batch, raw=True)[1] == pytest.approx(raw, abs=1e-6)
+
+
+AFW_PHOTO = DEFAULT_DATASET_DIR.parent / "afw" / "images" / "4856974482.jpg"
+
+
+@pytest.mark.skipif(not AFW_PHOTO.is_file(), reason=f"AFW not found at {AFW_PHOTO.parent.parent}")
+def test_a_back_of_a_head_is_not_graded_good():
+    """AFW 4856974482.jpg, face 16: YuNet put its five points on a hair bun (score 0.75) and the
+    face was graded good. Without a second detector's word it is `unconfirmed`; the photo's
+    annotated faces that were good stay good."""
+    from core.detect import build_detector
+    from core.imaging.boxes import iou
+
+    faces = FaceAnalyzer(Predictor(DEFAULT_MODEL_DIR), build_detector()).analyze_photo(AFW_PHOTO)
+    truth = pd.read_csv(AFW_PHOTO.parent.parent / "faces.csv")
+    boxes = truth.loc[truth["file"] == AFW_PHOTO.name, ["x", "y", "w", "h"]].to_numpy(dtype=float)
+    boxes[:, 2:] += boxes[:, :2]
+    head = next(face for face in faces if face.number == 16)
+    assert head.quality.grade == "poor" and head.quality.issues == ("unconfirmed",)
+    annotated = [face for face in faces if iou([face.x, face.y, face.x + face.w, face.y + face.h], boxes).max() >= 0.3]
+    assert len(annotated) >= 10 and not any("unconfirmed" in face.quality.issues for face in annotated)
+    assert sum(face.quality.grade == "good" for face in annotated) >= 4

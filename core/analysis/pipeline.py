@@ -85,15 +85,17 @@ class FaceFinder:
         return batch
 
     @staticmethod
-    def measure(faces: Sequence[Face | None], crops: np.ndarray, shape: tuple, scale: float = 1.0) -> list[Quality]:
-        """The quality of each face from its crop (see `core.analysis.quality`)."""
-        return [measure_quality(face, crop, shape, scale) for face, crop in zip(faces, crops)]
+    def measure(faces: Sequence[Face | None], crops: np.ndarray, shape: tuple, scale: float = 1.0,
+                image: np.ndarray | None = None) -> list[Quality]:
+        """The quality of each face from its crop (see `core.analysis.quality`); with the image,
+        faces the detector was unsure of are confirmed by a second detector."""
+        return [measure_quality(face, crop, shape, scale, image) for face, crop in zip(faces, crops)]
 
     def find_in(self, image: np.ndarray, scale: float = 1.0, min_score: float | None = None) -> FoundFaces:
         """The per-photo step on a loaded image (see `load_photo` for `scale`)."""
         faces = self.detect(image, min_score)
         crops = self.align(image, faces)
-        return FoundFaces(faces, crops, self.measure(faces, crops, image.shape, scale), image.shape, scale)
+        return FoundFaces(faces, crops, self.measure(faces, crops, image.shape, scale, image), image.shape, scale)
 
     def find(self, source: Photo, min_score: float | None = None) -> FoundFaces:
         """The per-photo step on a file, encoded bytes or array, loaded as every entry point loads

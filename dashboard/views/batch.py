@@ -73,7 +73,7 @@ def show(what: str, results, rejected) -> None:
     row[0].metric("Images", f"{len(per_image):,}")
     row[1].metric("Faces found", f"{len(faces):,}")
     row[2].metric("Poor quality", f"{(faces['quality'] == 'poor').sum():,}",
-                  help="Too small, blurry, dark or turned: see the quality_issues column.")
+                  help="Too small, blurry, dark, turned or unconfirmed (perhaps no face): see the quality_issues column.")
     row[3].metric("Uncertain", f"{(faces['status'] == 'uncertain').sum():,}",
                   help="Poor faces left out of the charts when poor faces are marked uncertain.")
     row[4].metric("Images without a face", f"{(per_image['status'] == 'no_face').sum():,}")

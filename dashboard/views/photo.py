@@ -48,7 +48,7 @@ with right:
         st.stop()
     poor = sum(f.quality is not None and f.quality.grade == "poor" for f in faces)
     if poor:
-        st.warning(f"{poor} face(s) of poor quality (too small, blurry, dark or turned): their answers are less "
+        st.warning(f"{poor} face(s) of poor quality (too small, blurry, dark, turned, or not confirmed as a face): their answers are less "
                    "reliable than the intervals say.")
     table = [{**row, "det_score": f.det_score} for row, f in zip(components.face_table(faces), faces)]
     st.dataframe(table, hide_index=True, column_config={
