@@ -93,10 +93,11 @@ def speed(args: argparse.Namespace, work: Path) -> dict:
     for round_ in range(args.runs):
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # alternate who goes first
             outputs = VideoOutputs(work / "people.csv", annotated=work / "annotated.mp4")
-            start, cpu = time.perf_counter(), time.process_time()
+            start, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
             run = analyse_video(video, analyzers[name], outputs)
-            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            wall, cpu, main_cpu = time.perf_counter() - start, time.process_time() - cpu, time.thread_time() - main_cpu
             runs[name].append({"fps": run.frames / wall, "cpu_ms": 1000 * cpu / run.frames, "people": len(run.people),
+                               "main_ms": 1000 * main_cpu / run.frames,
                                "mb": (work / "annotated.mp4").stat().st_size / 2**20})
             loads.append(os.getloadavg()[0])
             print(f"  {name}: {runs[name][-1]['fps']:.1f} frames/s, {runs[name][-1]['cpu_ms']:.1f} CPU ms/frame, "
@@ -106,8 +107,15 @@ def speed(args: argparse.Namespace, work: Path) -> dict:
               "runs": args.runs, "cpu_count": os.cpu_count(), "load_average": [round(x, 2) for x in loads]}
     for name, measured in runs.items():
         fps = statistics.median(m["fps"] for m in measured)
+        cpu_ms = statistics.median(m["cpu_ms"] for m in measured)
+        main_ms = statistics.median(m["main_ms"] for m in measured)
         result[name] = {"fps": round(fps, 1), "fps_runs": [round(m["fps"], 1) for m in measured],
-                        "cpu_ms_per_frame": round(statistics.median(m["cpu_ms"] for m in measured), 1),
+                        "cpu_ms_per_frame": round(cpu_ms, 1),
+                        # the analysis thread's own share: the part that cannot spread over the cores
+                        "main_thread_cpu_ms_per_frame": round(main_ms, 1),
+                        # what two idle cores could reach at most: the CPU split over both, or the
+                        # analysis thread alone, whichever is slower
+                        "fps_bound_two_idle_cores": round(1000 / max(cpu_ms / 2, main_ms), 1),
                         "people_found": measured[0]["people"], "annotated_mb": round(measured[0]["mb"], 1)}
         target = TARGET_FPS[name.split(",")[0]]
         result[name]["target_fps"] = target
@@ -149,32 +157,52 @@ def counts(args: argparse.Namespace, work: Path) -> dict:
 
 # -- memory ---------------------------------------------------------------------------------------
 
-PEAK_RSS = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+# Runs the command given as its arguments, samples the child's resident memory twice a second from
+# /proc (Linux), and prints the child's peak (getrusage) and the samples as JSON.
+WATCH_RSS = """
+import json, resource, subprocess, sys, time
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+start, samples = time.monotonic(), []
+while child.poll() is None:
+    try:
+        with open(f"/proc/{child.pid}/status") as status:
+            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        samples.append((round(time.monotonic() - start, 1), rss // 1024))
+    except (OSError, StopIteration):
+        pass
+    time.sleep(0.5)
+assert child.returncode == 0, child.returncode
+print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "samples": samples}))
+"""
 
 
 def memory(args: argparse.Namespace, work: Path) -> dict:
     """Peak resident memory of the whole command (`python -m core video` with every output), each
-    in a fresh process, for a short and a long video of the same scene."""
+    in a fresh process, for a short and a long video of the same scene; and, for the long one,
+    the resident memory at each tenth of the run (flat, or growing with the video?)."""
     result = {}
     for minutes in args.minutes:
         clip = crowd(640, 360, 30.0, minutes * 60)
         video = clip_file(work, f"crowd-640x360-{minutes:g}min", clip)
-        peaks, walls = [], []
+        peaks, walls, samples = [], [], []
         for _ in range(args.runs):
             command = [sys.executable, "-m", "core", "video", str(video), "--model", str(args.model),
                        "--out", str(work / "people.csv"), "--faces", str(work / "faces.csv"),
                        "--annotated", str(work / "annotated.mp4")]
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, check=True,
-                                  cwd=ROOT)
+            done = subprocess.run([sys.executable, "-c", WATCH_RSS, *command], capture_output=True, text=True,
+                                  check=True, cwd=ROOT)
             walls.append(time.perf_counter() - start)
-            peaks.append(int(done.stdout.split()[-1]) / 1024)
+            watched = json.loads(done.stdout.strip().splitlines()[-1])
+            peaks.append(watched["peak_mb"])
+            samples = watched["samples"]
         people = sum(1 for _ in (work / "people.csv").open()) - 1
+        tenths = [samples[min(len(samples) - 1, round(i * (len(samples) - 1) / 10))][1] for i in range(1, 11)] if samples else []
         result[f"{minutes:g} min"] = {"frames": clip.frames, "people": people, "peak_mb": round(statistics.median(peaks)),
-                                      "peak_mb_runs": [round(p) for p in peaks], "wall_s": round(statistics.median(walls), 1)}
-        print(f"  {minutes:g} min: {clip.frames} frames, {people} people, peak {statistics.median(peaks):.0f} MB",
-              file=sys.stderr)
+                                      "peak_mb_runs": [round(p) for p in peaks], "wall_s": round(statistics.median(walls), 1),
+                                      "rss_mb_at_each_tenth": tenths}
+        print(f"  {minutes:g} min: {clip.frames} frames, {people} people, peak {statistics.median(peaks):.0f} MB, "
+              f"resident at each tenth {tenths}", file=sys.stderr)
     short, long = (result[f"{m:g} min"]["peak_mb"] for m in args.minutes)
     result["long_over_short"] = round(long / short, 3)
     return result
@@ -190,6 +218,24 @@ def live_faces() -> tuple[list[np.ndarray], str]:
     return astronaut_faces(6), "the astronaut portrait"
 
 
+def box_share(faces: list[np.ndarray]) -> float:
+    """Width of YuNet's face box per side of the pasted square, median over the faces (UTKFace
+    crops are tighter around the face than the astronaut's square): what sizes the squares so
+    that the faces measure 48 and 70 px as a detector sees them."""
+    from core.detect import build_detector
+    from core.imaging.pixels import resize_square
+    from testkit.clips import backdrop
+
+    detector, shares = build_detector("yunet"), []
+    for face in faces:
+        frame = backdrop(640, 480, 0)
+        frame[140:340, 220:420] = resize_square(face, 200)
+        found = detector.detect(frame)
+        if found:
+            shares.append(found[0].w / 200)
+    return float(np.median(shares))
+
+
 def live(args: argparse.Namespace, work: Path) -> dict:
     """Six frontal faces (3 x 2, drifting slowly) in 640x480 frames through the live page's own
     `FrameProcessor` (detection every 2nd frame, as the page runs), per detector setting."""
@@ -201,10 +247,11 @@ def live(args: argparse.Namespace, work: Path) -> dict:
     faces, source = live_faces()
     predictor = Predictor(args.model)
     detectors = {name: build_detector(kind, **options) for name, (kind, options) in LIVE_USES.items()}
+    share = box_share(faces)
     result = {"faces": source, "frame": "640x480", "target_fps": LIVE_TARGET_FPS, "cpu_count": os.cpu_count(),
-              "load_average": [round(os.getloadavg()[0], 2)]}
+              "face_box_per_sprite": round(share, 3), "load_average": [round(os.getloadavg()[0], 2)]}
     for face_px in (48, 70):
-        size = round(face_px / 0.55)  # a pasted square whose face is about face_px wide
+        size = round(face_px / share)  # a pasted square whose face box (as YuNet draws it) is face_px wide
         walkers = tuple(Walker(i, 0, 100, 0.2 + 0.3 * (i % 3), 0.25 + 0.3 * (i % 3), 0.3 + 0.4 * (i // 3), size)
                         for i in range(6))
         frames = [frame for frame, _ in render(Clip(640, 480, 30, 6, walkers, seed=face_px), faces)]
@@ -248,7 +295,9 @@ def report(results: dict) -> None:
         print(f"speed, {s['clip']} (median of {s['runs']}; load average {s['load_average']}):")
         for name in SPEED_USES:
             r = s[name]
-            print(f"  {name:20} {r['fps']:6.1f} frames/s  {r['cpu_ms_per_frame']:5.1f} CPU ms/frame  "
+            print(f"  {name:20} {r['fps']:6.1f} frames/s  {r['cpu_ms_per_frame']:5.1f} CPU ms/frame "
+                  f"({r['main_thread_cpu_ms_per_frame']:4.1f} in the analysis thread; at most "
+                  f"{r['fps_bound_two_idle_cores']:.0f} frames/s on 2 idle cores)  "
                   f"{r['people_found']:3d} of {s['expected_people']} people  target {r['target_fps']:g}: "
                   f"{'met' if r['meets_target'] else 'NOT met'}")
     if "counts" in results:
@@ -264,7 +313,7 @@ def report(results: dict) -> None:
         for name, row in m.items():
             if isinstance(row, dict):
                 print(f"  {name}: {row['frames']} frames, {row['people']} people, peak {row['peak_mb']} MB, "
-                      f"{row['wall_s']} s")
+                      f"{row['wall_s']} s; resident MB at each tenth of the run: {row['rss_mb_at_each_tenth']}")
     if "live" in results:
         v = results["live"]
         print(f"live, six faces in {v['frame']} ({v['faces']}; load average {v['load_average']}):")

@@ -265,6 +265,23 @@ def test_readings_stay_bounded_and_the_answer_ignores_outliers_and_poor_views():
     assert poor_only.aggregate() == (Prediction(70.0, 1.0, 60, 80), False)
 
 
+def test_people_who_cannot_come_back_keep_their_answer_in_a_few_bytes():
+    feed = Feed(max_gap_s=1.0)
+    for i in range(30):
+        feed.step(face_at(100 + i, 100))
+    before = feed.people.results()
+    for _ in range(15):  # lost for 1.5 s: past the gap, they cannot be linked again
+        feed.step()
+    feed.step(face_at(400, 250))
+    assert feed.people.results()[:1] == before
+    readings = Readings()
+    for age in (20.0, 30.0, 40.0):
+        readings.add(Prediction(age, 0.5, 10, 50), True)
+    answer = readings.aggregate()
+    readings.freeze()
+    assert readings.aggregate() == answer and readings.values.nbytes == 0 and readings.count == 3
+
+
 def test_person_rows_are_typed_and_spreadsheet_safe(analysed, tmp_path):
     run, _ = analysed
     table = people_frame(p.row() for p in run.people)
@@ -398,7 +415,7 @@ def test_the_small_face_live_setting_finds_48_px_faces_the_default_misses(faces,
     from core.inference.predictor import Predictor
     from core.video.live import FrameProcessor
 
-    size = round(48 / 0.55)  # sprites whose face is about 48 px
+    size = round(48 / 0.5)  # squares whose face box is about 48 px (YuNet's box is half the astronaut's square)
     walkers = tuple(Walker(i, 0, 10, 0.2 + 0.3 * (i % 3), 0.22 + 0.3 * (i % 3), 0.3 + 0.4 * (i // 3), size)
                     for i in range(6))
     frames = [frame for frame, _ in render(Clip(640, 480, 15, 1.0, walkers, seed=4), faces)]

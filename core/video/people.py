@@ -142,25 +142,30 @@ def write_people_csv(path: str | Path, people: Iterable[PersonResult]) -> None:
 
 class Readings:
     """A person's model readings: exact counts, and an even sample of at most MAX_READINGS
-    (when full, every other one is dropped and only every second new one is kept from then on)."""
+    (when full, every other one is dropped and only every second new one is kept from then on).
+    The sample grows as readings come, and `freeze` drops it for its aggregate once the person
+    cannot come back: a video's finished people cost a few hundred bytes each."""
 
     def __init__(self):
-        self.values = np.empty((MAX_READINGS, 5), np.float64)  # age, p_female, low, high, good
+        self.values = np.empty((16, 5), np.float64)  # age, p_female, low, high, good; grows to MAX_READINGS
         self.kept = 0
         self.count = 0
         self.good = 0
         self._stride = 1
+        self._frozen: tuple[Prediction, bool] | None = None
 
     def add(self, prediction: Prediction, good: bool) -> None:
         self.count += 1
         self.good += good
-        if (self.count - 1) % self._stride:
+        if self._frozen is not None or (self.count - 1) % self._stride:
             return
         if self.kept == MAX_READINGS:
             self.values[:MAX_READINGS // 2] = self.values[::2]
             self.kept, self._stride = MAX_READINGS // 2, self._stride * 2
             if (self.count - 1) % self._stride:
                 return
+        if self.kept == len(self.values):
+            self.values = np.concatenate([self.values, np.empty_like(self.values)])
         low = np.nan if prediction.age_low is None else prediction.age_low
         high = np.nan if prediction.age_high is None else prediction.age_high
         self.values[self.kept] = (prediction.age, prediction.p_female, low, high, float(good))
@@ -168,12 +173,20 @@ class Readings:
 
     def aggregate(self) -> tuple[Prediction, bool]:
         """The median reading over the good ones (all when none is good), and whether any was good."""
+        if self._frozen is not None:
+            return self._frozen
         sample = self.values[:self.kept]
         good = sample[sample[:, 4] > 0]
         used = good if len(good) else sample
         bounds = used[~np.isnan(used[:, 2])]
         low, high = (int(round(float(np.median(bounds[:, i])))) for i in (2, 3)) if len(bounds) else (None, None)
         return Prediction(float(np.median(used[:, 0])), float(np.median(used[:, 1])), low, high), bool(len(good))
+
+    def freeze(self) -> None:
+        """Keep the aggregate, drop the sample (no reading may come after)."""
+        if self._frozen is None and self.kept:
+            self._frozen = self.aggregate()
+            self.values = self.values[:0].copy()
 
 
 @dataclass(frozen=True)
@@ -241,6 +254,7 @@ class People:
         self._tracklets: dict[int, _Tracklet] = {}
         self._scene = 0
         self._ended: list[int] = []  # tracks replaced by a newer track of their person, to end
+        self._open: set[int] = set()  # people who may still be seen again (readings not frozen)
 
     # -- what the pipeline tells ---------------------------------------------------------------
 
@@ -254,6 +268,7 @@ class People:
             alive_ids = {track.track_id for track in alive}
             for track_id in [t for t in self._tracklets if t not in alive_ids]:
                 self._end(self._tracklets.pop(track_id))
+            self._finish(time_s, max_gap_s)
             found = {track.track_id for track in tracks}
             new = [track for track in tracks if track.track_id not in self._tracklets]
             replaced = self._link(new, found, time_s, shape, max_gap_s) if max_gap_s > 0 else {}
@@ -337,11 +352,27 @@ class People:
 
     # -- inside --------------------------------------------------------------------------------
 
+    def _finish(self, time_s: float, max_gap_s: float) -> None:
+        """Freeze the readings of people who can no longer come back (lost for longer than the
+        gap, or before a scene cut): memory then stays flat however many have passed."""
+        for number in list(self._open):
+            person = self._persons.get(number)
+            if person is None:  # a false alarm's number, given back
+                self._open.discard(number)
+                continue
+            if not person.counted:
+                continue
+            gone = person.trail and time_s - person.trail[-1][0] > max_gap_s
+            if person.tracklet is None and (gone or person.scene != self._scene):
+                person.readings.freeze()
+                self._open.discard(number)
+
     def _new_person(self) -> _Person:
         number = 1
         while number in self._persons:
             number += 1
         person = self._persons[number] = _Person(number, self._scene)
+        self._open.add(number)
         return person
 
     def _end(self, tracklet: _Tracklet) -> None:

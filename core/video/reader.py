@@ -52,7 +52,7 @@ class VideoInfo:
 @dataclass(frozen=True)
 class Frame:
     index: int  # 0-based, in decoding order
-    time_s: float  # presentation time from the start of the video
+    time_s: float  # presentation time, from the first frame's
     rgb: np.ndarray  # HxWx3 uint8
 
 
@@ -91,10 +91,14 @@ class VideoReader:
         yielding the frames before that point)."""
         import av
 
-        index, last_time = 0, 0.0
+        index, last_time, start = 0, 0.0, None
         try:
             for decoded in self._container.decode(self._stream):
-                time_s = float(decoded.time) if decoded.time is not None else index / self.info.fps
+                if decoded.time is None:
+                    time_s = index / self.info.fps
+                else:  # from the first frame: some files' clocks start elsewhere (MPEG-TS, edited MP4s)
+                    start = float(decoded.time) if start is None else start
+                    time_s = max(0.0, float(decoded.time) - start)
                 last_time = max(last_time, time_s)
                 yield Frame(index, time_s, decoded.to_ndarray(format="rgb24"))
                 index += 1
