@@ -382,7 +382,7 @@ def test_a_teacher_file_outside_the_shared_roots_starts_no_training(app, tmp_pat
     for path in (*OUTSIDE, tmp_path):
         app.text_input(key="train_teacher").set_value(str(path))
         _launch(app, utkface_dir, "teacher-outside")
-        assert [e.value for e in app.error] == [f"Teacher {refused()}."]
+        assert [e.value for e in app.error] == [f"Teacher answers file (CSV) {refused()}."]
     assert not (tmp_path / "runs" / "teacher-outside").exists()
     from dashboard import state
 
