@@ -99,10 +99,44 @@ def confusion(block: Mapping) -> pd.DataFrame:
     return frame
 
 
+GROUP_TITLES = {"by_age_band": "age band", "by_gender": "gender", "by_race": "race", "by_bracket": "age bracket"}
+
+
+def groupings(metrics: Mapping) -> dict[str, str]:
+    """The breakdowns a metrics dict holds, title -> key: age band, gender and race, the age
+    bracket when the set gives brackets, and one per extra label column of the set (album, ...)."""
+    keys = [key for key in metrics if key.startswith("by_") and isinstance(metrics[key], Mapping)]
+    return {GROUP_TITLES.get(key, key[3:].replace("_", " ")): key for key in keys}
+
+
 def group_metrics(metrics: Mapping, key: str) -> pd.DataFrame:
-    """One row per group of `metrics[key]` (by_age_band, by_gender, by_race): group, n, accuracy, MAE."""
+    """One row per group of `metrics[key]` (by_age_band, by_bracket, by_album, ...): group, n,
+    gender accuracy, age MAE and the share of ages inside the true bracket (empty where none)."""
     rows = [{"group": name, **values} for name, values in metrics.get(key, {}).items() if values.get("n")]
-    return pd.DataFrame(rows, columns=["group", "n", "gender_accuracy", "age_mae"])
+    return pd.DataFrame(rows, columns=["group", "n", "gender_accuracy", "age_mae", "age_in_bracket"])
+
+
+def headline(metrics: Mapping) -> list[tuple[str, str, str | None]]:
+    """(label, value, help) of the figures a metrics dict has, in the order a reader wants them:
+    faces, gender accuracy and each gender's recall, then the age figures the set allows (exact
+    ages: MAE, RMSE, within 5 years, bias; brackets: in bracket, distance to the bracket)."""
+    shown = [("Faces", f"{metrics['n']:,}", None)]
+    if metrics.get("gender_accuracy") is not None:
+        shown.append(("Gender accuracy", f"{metrics['gender_accuracy']:.1%}", None))
+        recall = metrics.get("gender_recall", {})
+        if recall.get("female") is not None and recall.get("male") is not None:
+            shown.append(("Women / men recognised", f"{recall['female']:.1%} / {recall['male']:.1%}",
+                          "recall: the share of women read as women, of men read as men"))
+    if metrics.get("age_mae") is not None:
+        shown += [("Age MAE (years)", f"{metrics['age_mae']:.2f}", None),
+                  ("Age RMSE (years)", f"{metrics['age_rmse']:.2f}", None),
+                  ("Within 5 years", f"{metrics['age_within_5_years']:.1%}", None),
+                  ("Age bias (years)", f"{metrics['age_bias']:+.2f}", "mean of predicted - true age")]
+    if metrics.get("age_in_bracket") is not None:
+        shown += [("Age in its bracket", f"{metrics['age_in_bracket']:.1%}",
+                   "predicted age in [lo, hi + 1) of the true bracket"),
+                  ("Outside the bracket by", f"{metrics['age_bracket_distance']:.2f} years", "mean, 0 inside")]
+    return shown
 
 
 def history_long(histories: Mapping[str, pd.DataFrame], metric: str,
@@ -131,13 +165,14 @@ def with_error(predictions: pd.DataFrame) -> pd.DataFrame:
 def worst_age_errors(predictions: pd.DataFrame, n: int) -> pd.DataFrame:
     """The n rows with the largest absolute age error, largest first, whatever their gender."""
     rows = with_error(predictions)
+    rows = rows[rows["age_error"].notna()]  # rows with a bracket or no age have no error in years
     return _largest(rows, rows["age_error"].abs(), n)
 
 
 def gender_errors(predictions: pd.DataFrame, n: int) -> pd.DataFrame:
     """The n gender mistakes the model was surest of (p_female furthest from 0.5), surest first."""
     rows = with_error(predictions)
-    wrong = rows[~rows["gender_correct"]]
+    wrong = rows[~rows["gender_correct"] & rows["gender_true"].isin(GENDERS)]
     return _largest(wrong, (wrong["p_female"] - 0.5).abs(), n)
 
 

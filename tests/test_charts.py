@@ -142,7 +142,7 @@ def test_group_metrics_and_bars_show_values_and_sizes():
     metrics = {"by_gender": {"male": {"n": 10, "gender_accuracy": 0.9, "age_mae": 5.5},
                              "female": {"n": 0, "gender_accuracy": None, "age_mae": None}}}
     groups = tables.group_metrics(metrics, "by_gender")
-    assert groups.to_dict("records") == [{"group": "male", "n": 10, "gender_accuracy": 0.9, "age_mae": 5.5}]
+    assert groups.drop(columns="age_in_bracket").to_dict("records") == [{"group": "male", "n": 10, "gender_accuracy": 0.9, "age_mae": 5.5}]
     fig = charts.bars(groups, "group", "gender_accuracy", "Accuracy", "accuracy", text="n", value_format=".1%")
     assert list(fig.data[0].y) == [0.9]
     assert list(fig.data[0].text) == ["90.0%<br>n=10"]
@@ -330,3 +330,21 @@ def test_a_run_summary_reads_the_best_validation_epoch_and_skips_what_is_missing
     (tmp_path / "metrics.json").write_text('{"age_mae": "many", "gender_accuracy": 0.91}')
     assert run_summary(tmp_path) == {"epochs": 4, "image_size": 48, "width": 24, "best_val_age_mae": 7.5,
                                      "best_val_gender_accuracy": 0.9, "test_age_mae": None, "test_gender_accuracy": 0.91}
+
+
+def test_a_set_with_brackets_and_albums_shows_what_it_has():
+    """Adience-like results: no exact ages, brackets, an album column; rows without a gender."""
+    from core.evaluate.metrics import predictions_table, score
+
+    table = pd.DataFrame({"file": list("abcd"), "age": [5, 5, 28, 28], "gender": [0, 1, -1, 1], "race": -1,
+                          "age_lo": [4, 4, 25, 25], "age_hi": [6, 6, 32, 32], "album": ["x", "x", "y", "y"]})
+    metrics = score(predictions_table(table, np.array([3.0, 5.0, 30.0, 40.0]), np.array([0.2, 0.3, 0.9, 0.8])))
+    labels = [label for label, _, _ in tables.headline(metrics)]
+    assert labels == ["Faces", "Gender accuracy", "Women / men recognised", "Age in its bracket", "Outside the bracket by"]
+    assert tables.groupings(metrics) == {"gender": "by_gender", "age band": "by_age_band", "race": "by_race",
+                                         "age bracket": "by_bracket", "album": "by_album"}
+    brackets = tables.group_metrics(metrics, "by_bracket")
+    assert brackets["age_in_bracket"].tolist() == [0.5, 0.5] and brackets["age_mae"].isna().all()
+    predictions = predictions_table(table, np.array([3.0, 5.0, 30.0, 40.0]), np.array([0.2, 0.3, 0.9, 0.8]))
+    assert tables.gender_errors(predictions, 5)["file"].tolist() == ["b"]  # c has no gender: never a mistake
+    assert tables.worst_age_errors(predictions, 5).empty  # no exact age, no error in years

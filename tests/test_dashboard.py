@@ -674,6 +674,33 @@ def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, ut
     assert "2 images not scored" in expanders and "1 photos with several faces (the most confident one scored)" in expanders
 
 
+def test_fresh_evaluation_of_a_bracketed_set_shows_brackets_recall_and_its_albums(app, tmp_path):
+    """A set with age brackets, an album column and a row without a gender (like Adience): the
+    page shows what such a set can be scored on instead of failing on the missing exact ages."""
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "bracketed"
+    folder.mkdir()
+    photo = Image.open(PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg").convert("RGB")  # public domain
+    for i in range(4):
+        (photo.transpose(Image.FLIP_LEFT_RIGHT) if i % 2 else photo).save(folder / f"p{i}.jpg", quality=90)
+    (folder / "labels.csv").write_text("file,age_lo,age_hi,gender,album\np0.jpg,25,32,female,a\np1.jpg,38,43,female,a\n"
+                                       "p2.jpg,25,32,,b\np3.jpg,4,6,male,b\n")
+    open_page(app, "evaluation", ("folder-csv", folder))
+    app.radio(key="eval_mode").set_value("Fresh evaluation on the dataset")
+    ok(app.run())
+    app.button(key="eval_run").click()
+    ok(app.run())
+    assert metric(app, "Faces") == "4" and "Age in its bracket" in [m.label for m in app.metric]
+    assert "Age MAE (years)" not in [m.label for m in app.metric]
+    assert {"age bracket", "album"} <= set(app.radio(key="eval_grouping").options)
+    app.radio(key="eval_grouping").set_value("album")
+    ok(app.run())
+    shutil.rmtree(folder)
+
+
 # -- single photo and batch analysis ------------------------------------------------------------
 
 def group_photo(utkface_dir: Path, faces: int, seed: int = 0) -> bytes:

@@ -12,7 +12,6 @@ from core.runs import LITERT_FILE, METRICS_FILE, PREDICTIONS_FILE, unscored_reas
 from dashboard import capacity, charts, components, state, tables
 
 SAVED, FRESH = "Saved test results of the model", "Fresh evaluation on the dataset"
-GROUPINGS = {"age band": "by_age_band", "gender": "by_gender", "race": "by_race"}
 WORST = 12
 
 
@@ -96,36 +95,46 @@ def fresh_results() -> tuple[dict, pd.DataFrame] | None:
 
 
 def show(metrics: dict, predictions: pd.DataFrame) -> None:
-    row = [*st.columns(3), *st.columns(3)]  # three a row: six in one row were cut to "2,…" at 800 px
-    row[0].metric("Faces", f"{metrics['n']:,}")
-    row[1].metric("Gender accuracy", f"{metrics['gender_accuracy']:.1%}")
-    row[2].metric("Age MAE (years)", f"{metrics['age_mae']:.2f}")
-    row[3].metric("Age RMSE (years)", f"{metrics['age_rmse']:.2f}")
-    row[4].metric("Within 5 years", f"{metrics['age_within_5_years']:.1%}")
-    row[5].metric("Age bias (years)", f"{metrics['age_bias']:+.2f}", help="mean of predicted - true age")
+    figures = tables.headline(metrics)
+    for start in range(0, len(figures), 3):  # three a row: six in one row were cut to "2,…" at 800 px
+        for column, (label, value, help) in zip(st.columns(3), figures[start:start + 3]):
+            column.metric(label, value, help=help)
 
     errors = tables.with_error(predictions)
+    aged = errors[errors["age_true"].notna()]
     left, right = st.columns([2, 3])
-    left.plotly_chart(charts.heatmap(tables.confusion(metrics["gender_confusion"]), "Gender confusion",
-                                     "predicted", "true", row_share=True), key="eval_gender_confusion")
-    right.plotly_chart(charts.heatmap(tables.confusion(metrics["age_band_confusion"]), "Age-band confusion",
-                                      "predicted", "true", row_share=True), key="eval_band_confusion")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.histogram(errors, "age_error", "Age error (predicted - true)", color="gender_true",
-                                       bin_size=2, x_title="years"), key="eval_error_histogram")
-    right.plotly_chart(charts.scatter(errors, "age_true", "age_pred", "Predicted vs true age", color="gender_true",
-                                      hover=["file"], diagonal=True,
-                                      labels={"age_true": "true age", "age_pred": "predicted age"}),
-                       key="eval_scatter")
+    if "gender_confusion" in metrics:
+        left.plotly_chart(charts.heatmap(tables.confusion(metrics["gender_confusion"]), "Gender confusion",
+                                         "predicted", "true", row_share=True), key="eval_gender_confusion")
+    if "age_band_confusion" in metrics:
+        right.plotly_chart(charts.heatmap(tables.confusion(metrics["age_band_confusion"]), "Age-band confusion",
+                                          "predicted", "true", row_share=True), key="eval_band_confusion")
+    elif "by_bracket" in metrics:
+        right.plotly_chart(charts.bars(tables.group_metrics(metrics, "by_bracket"), "group", "age_in_bracket",
+                                       "Ages inside the true bracket", "share", text="n", y_range=(0, 1.1),
+                                       value_format=".1%"), key="eval_bracket_share")
+    if len(aged):
+        left, right = st.columns(2)
+        left.plotly_chart(charts.histogram(aged, "age_error", "Age error (predicted - true)", color="gender_true",
+                                           bin_size=2, x_title="years"), key="eval_error_histogram")
+        right.plotly_chart(charts.scatter(aged, "age_true", "age_pred", "Predicted vs true age", color="gender_true",
+                                          hover=["file"], diagonal=True,
+                                          labels={"age_true": "true age", "age_pred": "predicted age"}),
+                           key="eval_scatter")
 
     trust(metrics)
 
     st.subheader("By group")
-    grouping = st.radio("Group by", list(GROUPINGS), horizontal=True, key="eval_grouping")
-    groups = tables.group_metrics(metrics, GROUPINGS[grouping])
+    available = tables.groupings(metrics)
+    grouping = st.radio("Group by", list(available), horizontal=True, key="eval_grouping")
+    groups = tables.group_metrics(metrics, available[grouping])
     left, right = st.columns(2)
-    left.plotly_chart(charts.bars(groups, "group", "age_mae", f"Age MAE by {grouping}", "MAE (years)", text="n"),
-                      key="eval_group_mae")
+    if groups["age_mae"].notna().any():
+        left.plotly_chart(charts.bars(groups, "group", "age_mae", f"Age MAE by {grouping}", "MAE (years)", text="n"),
+                          key="eval_group_mae")
+    else:
+        left.plotly_chart(charts.bars(groups, "group", "age_in_bracket", f"Ages inside the bracket by {grouping}",
+                                      "share", text="n", y_range=(0, 1.1), value_format=".1%"), key="eval_group_mae")
     right.plotly_chart(charts.bars(groups, "group", "gender_accuracy", f"Gender accuracy by {grouping}",
                                    "accuracy", text="n", y_range=(0, 1.1), value_format=".1%"),
                        key="eval_group_accuracy")
