@@ -1,7 +1,7 @@
 """How models do on real-world photos: Adience fold 0 (phone photos with children, age brackets)
 and face-research-lab (studio portraits, exact ages), through the photo pipeline (`evaluate`:
 detect, align, predict, the most confident face of each photo), plus the model's own UTKFace
-validation split, the one its recipe may be chosen on.
+validation split, the one its recipe may be chosen on (or its test split, `--utk-split test`).
 
 Both photo sets are checks, never trained, fitted or thresholded on; comparing finished models
 on them is what they are for. Per model: gender accuracy, women's and men's recall, ages inside
@@ -34,13 +34,13 @@ PHOTO_SETS = {"adience": DATASETS / "adience-fold0", "face-research-lab": DATASE
 KEPT = ("n", "gender_accuracy", "gender_recall", "age_in_bracket", "age_bracket_distance", "age_mae")
 
 
-def utk_validation(model: Path) -> pd.DataFrame | None:
-    """The UTKFace rows of the model's validation split (a multi-source run's keys are
-    SOURCE/FILE: those of the UTKFace source), or None without the dataset or a split."""
+def utk_split(model: Path, part: str = "val") -> pd.DataFrame | None:
+    """The UTKFace rows of the model's `part` split (a multi-source run's keys are SOURCE/FILE:
+    those of the UTKFace source), or None without the dataset or a split."""
     split = read_split(model)
     if split is None or not DEFAULT_DATASET_DIR.is_dir():
         return None
-    val = split[split["split"] == "val"]
+    val = split[split["split"] == part]
     if "source" in val:
         val = val[val["source"] == DEFAULT_DATASET_DIR.name]
         names = val["file"].str.split("/", n=1).str[1]
@@ -63,7 +63,8 @@ def figures(metrics: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", type=Path, help="model folder (repeat to compare; default models/default)")
-    parser.add_argument("--no-utk", action="store_true", help="skip the UTKFace validation split")
+    parser.add_argument("--utk-split", choices=("val", "test", "none"), default="val",
+                        help="also score the model's UTKFace validation (default) or test split, or neither")
     args = parser.parse_args()
     results = {}
     for model in args.model or [DEFAULT_MODEL_DIR]:
@@ -73,9 +74,9 @@ def main() -> None:
                 warnings.simplefilter("ignore", DatasetWarning)
                 table = load_dataset(path)
             found[name] = figures(evaluate(predictor, table)[0])
-        val = None if args.no_utk else utk_validation(model)
-        if val is not None and len(val):
-            found["utk-val"] = figures(evaluate(predictor, val, detect=False)[0])
+        rows = None if args.utk_split == "none" else utk_split(model, args.utk_split)
+        if rows is not None and len(rows):
+            found[f"utk-{args.utk_split}"] = figures(evaluate(predictor, rows, detect=False)[0])
         results[str(model)] = found
         _print(model, found)
     print(json.dumps(results))
