@@ -7,6 +7,7 @@ Skips when chromium or chromedriver are not installed.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -70,11 +71,11 @@ def test_every_page_renders_in_chromium(server, browser, screenshots, path, titl
     assert "Run folder" in sidebar and "Source" in sidebar  # the global choices on every page
 
 
-def test_a_photo_uploaded_in_the_browser_comes_back_annotated(server, browser, screenshots, utkface_dir, tmp_path):
+def test_a_photo_uploaded_in_the_browser_comes_back_annotated(server, browser, screenshots, tmp_path):
     from selenium.webdriver.common.by import By
 
     photo = tmp_path / "group.jpg"
-    photo.write_bytes(group_photo(utkface_dir, 2))
+    photo.write_bytes(group_photo(2))
     browser.get(f"{server}/photo")
     wait_until_idle(browser)
     browser.find_element(By.CSS_SELECTOR, '[data-testid="stFileUploader"] input[type=file]').send_keys(str(photo))
@@ -145,7 +146,13 @@ def test_coverage_labels_do_not_overlap(server, tmp_path, width):
     try:
         driver.get(f"{server}/evaluation")
         wait_until_idle(driver)
-        found = driver.execute_script(OVERLAPS, "age intervals")
+        deadline = time.monotonic() + 30
+        found = None
+        while (found is None or found["labels"] < 4) and time.monotonic() < deadline:  # drawn once in view
+            driver.execute_script("document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')"
+                                  ".forEach(el => el.scrollIntoView());")
+            time.sleep(0.5)
+            found = driver.execute_script(OVERLAPS, "age intervals")
     finally:
         driver.quit()
     assert found is not None and found["labels"] >= 4, found
