@@ -336,12 +336,22 @@ def test_a_failing_run_shows_its_error(app, tmp_path):
     assert any("no usable labelled images" in e.value for e in app.error)
 
 
-def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, utkface_dir):
+def _dataset(folder: Path) -> Path:
+    """A small UTKFace-named dataset of synthetic faces, for what the Training page does with a
+    dataset (launch, refuse, stop, resume) rather than what a model learns from it."""
+    from testkit.datasets import write_utkface_folder
+
+    write_utkface_folder(folder, n=60)
+    return folder
+
+
+def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path):
     from dashboard import state
 
+    data = _dataset(tmp_path / "faces")
     open_page(app, "training")
     started = time.monotonic()
-    _launch(app, utkface_dir, "tiny", train_epochs=50, train_limit=60, train_image_size=32, train_width=8)
+    _launch(app, data, "tiny", train_epochs=50, train_limit=60, train_image_size=32, train_width=8)
     assert time.monotonic() - started < 20, "launching must not wait for training"
     run = str(tmp_path / "runs" / "tiny")
     job = state.training_jobs().snapshot()[run]
@@ -375,13 +385,14 @@ def test_a_run_launched_from_the_page_trains_in_the_background(app, tmp_path, ut
     assert resumed.status == "stopped" and len(pd.read_csv(Path(run) / "history.csv")) == resumed.epochs_done()
 
 
-def test_a_teacher_file_outside_the_shared_roots_starts_no_training(app, tmp_path, utkface_dir):
+def test_a_teacher_file_outside_the_shared_roots_starts_no_training(app, tmp_path):
     """The Training form's path fields (Config fields declared `path=True`, here `teacher`) are
     checked like the dataset: outside the shared folders, or a folder, nothing starts."""
+    data = _dataset(tmp_path / "faces")
     open_page(app, "training")
     for path in (*OUTSIDE, tmp_path):
         app.text_input(key="train_teacher").set_value(str(path))
-        _launch(app, utkface_dir, "teacher-outside")
+        _launch(app, data, "teacher-outside")
         assert [e.value for e in app.error] == [f"Teacher answers file (CSV) {refused()}."]
     assert not (tmp_path / "runs" / "teacher-outside").exists()
     from dashboard import state
@@ -498,10 +509,18 @@ def test_a_typed_path_into_another_sessions_running_run_is_refused(app, fake_job
     assert app.session_state["model_dir"] == str(job.run_dir.resolve())
 
 
-def test_the_training_cap_is_said_when_reached(app, fake_job, utkface_dir, tmp_path):
-    fake_job("theirs", owner="another session")
+def test_the_training_form_refuses_a_dataset_inside_another_sessions_running_run(app, fake_job):
+    job = fake_job("theirs", owner="another session")
     open_page(app, "training")
-    _launch(app, utkface_dir, "mine")
+    _launch(app, job.run_dir, "peek")
+    assert [e.value for e in app.error] == [f"Dataset {refused()}."]
+
+
+def test_the_training_cap_is_said_when_reached(app, fake_job, tmp_path):
+    fake_job("theirs", owner="another session")
+    data = _dataset(tmp_path / "faces")
+    open_page(app, "training")
+    _launch(app, data, "mine")
     (error,) = app.error
     assert "1 run(s) already training on this server" in error.value and "AGE_GENDER_MAX_TRAININGS" in error.value
     assert not (tmp_path / "runs" / "mine").exists()
@@ -654,10 +673,10 @@ def test_fresh_evaluation_on_the_test_split(app, run_dir, utkface_dir):
     assert len(app.image) == sum(len(rows) for rows in shown)  # each with its image
 
 
-def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, utkface_dir, tmp_path):
+def test_fresh_evaluation_of_photos_detects_faces_and_lists_the_unscored(app, tmp_path):
     from testkit.faces import write_photo_folder
 
-    open_page(app, "evaluation", ("folder-csv", write_photo_folder(tmp_path, utkface_dir)))
+    open_page(app, "evaluation", ("folder-csv", write_photo_folder(tmp_path)))
     app.radio(key="eval_mode").set_value("Fresh evaluation on the dataset")
     ok(app.run())
     # these photos are in no split of the model: all of them are proposed, none "test split only"
@@ -703,21 +722,21 @@ def test_fresh_evaluation_of_a_bracketed_set_shows_brackets_recall_and_its_album
 
 # -- single photo and batch analysis ------------------------------------------------------------
 
-def group_photo(utkface_dir: Path, faces: int, seed: int = 0) -> bytes:
-    """A JPEG of `faces` real UTKFace crops side by side on a synthetic backdrop (made at test time)."""
-    from core.imaging.files import load_image
-    from testkit.faces import background, jpeg_bytes, paste, utk_crops
+def group_photo(faces: int, seed: int = 0) -> bytes:
+    """A JPEG of `faces` real faces side by side on a synthetic backdrop (made at test time): crops
+    of the public-domain astronaut portrait, variants `seed`, `seed` + 1, ..., so no dataset is needed."""
+    from testkit.faces import astronaut_crops, background, jpeg_bytes, paste
 
     photo = background(260 * faces + 40, 400, seed)
-    for i, (path, _, _) in enumerate(utk_crops(utkface_dir, faces, seed=seed)):
-        paste(photo, load_image(path), (150 + 260 * i, 200), 220)
+    for i, crop in enumerate(astronaut_crops(faces, seed=seed)):
+        paste(photo, crop, (150 + 260 * i, 200), 220)
     return jpeg_bytes(photo)
 
 
-def test_single_photo_finds_every_face(app, utkface_dir):
+def test_single_photo_finds_every_face(app):
     open_page(app, "photo")
     assert any("Upload a photo" in i.value for i in app.info)
-    app.get("file_uploader")[0].set_value(("group.jpg", group_photo(utkface_dir, 3), "image/jpeg"))
+    app.get("file_uploader")[0].set_value(("group.jpg", group_photo(3), "image/jpeg"))
     ok(app.run())
     assert metric(app, "Faces found") == "3"
     faces = app.dataframe[0].value
@@ -730,11 +749,11 @@ def test_single_photo_finds_every_face(app, utkface_dir):
     assert len(app.image) == 1 + 3  # the annotated photo and each face
 
 
-def test_single_photo_from_the_camera(app, utkface_dir):
+def test_single_photo_from_the_camera(app):
     open_page(app, "photo")
     app.radio(key="photo_mode").set_value("Take a photo")
     ok(app.run())
-    app.camera_input[0].set_value(("shot.jpg", group_photo(utkface_dir, 1, seed=3), "image/jpeg"))
+    app.camera_input[0].set_value(("shot.jpg", group_photo(1, seed=3), "image/jpeg"))
     ok(app.run())
     assert metric(app, "Faces found") == "1"
 
@@ -846,15 +865,15 @@ def test_a_79_megapixel_jpeg_is_decoded_downscaled(tmp_path):
     assert int(grown_mb) < 40, f"peak memory grew by {grown_mb} MB"
 
 
-def test_batch_of_uploads_and_a_zip(app, utkface_dir):
+def test_batch_of_uploads_and_a_zip(app):
     import cv2
 
     from testkit.faces import jpeg_bytes
 
     blank = cv2.imencode(".png", np.full((300, 400, 3), 128, np.uint8))[1].tobytes()
-    archive = _zip({"trip/one.jpg": group_photo(utkface_dir, 1, seed=5), "../escape.jpg": b"x"})
+    archive = _zip({"trip/one.jpg": group_photo(1, seed=5), "../escape.jpg": b"x"})
     open_page(app, "batch")
-    app.get("file_uploader")[0].set_value([("three.jpg", group_photo(utkface_dir, 3, seed=4), "image/jpeg"),
+    app.get("file_uploader")[0].set_value([("three.jpg", group_photo(3, seed=4), "image/jpeg"),
                                            ("blank.png", blank, "image/png"),
                                            ("bad.jpg", jpeg_bytes(np.zeros((40, 40, 3), np.uint8))[:50], "image/jpeg"),
                                            ("photos.zip", archive, "application/zip")])
@@ -871,13 +890,11 @@ def test_batch_of_uploads_and_a_zip(app, utkface_dir):
     assert sum(len(_values(t["x"])) for t in charts["Age of the people found"]["data"]) == 4
 
 
-def test_batch_on_a_server_folder_of_aligned_crops(app, utkface_dir, tmp_path):
-    import shutil
+def test_batch_on_a_server_folder_of_aligned_crops(app, tmp_path):
+    from testkit.faces import astronaut_crops, jpeg_bytes
 
-    from testkit.faces import utk_crops
-
-    for path, _, _ in utk_crops(utkface_dir, 5, seed=7):
-        shutil.copy(path, tmp_path / path.name)
+    for i, crop in enumerate(astronaut_crops(5, seed=7)):
+        (tmp_path / f"crop{i}.jpg").write_bytes(jpeg_bytes(crop))
     open_page(app, "batch")
     app.radio(key="batch_mode").set_value("A folder on the server")
     ok(app.run())

@@ -149,7 +149,7 @@ def start_run(s) -> str:
     datasets = []
     for data in typed:
         try:
-            datasets.append(str(access.server_path(data, state.server_roots())))
+            datasets.append(str(state.shared_path(data)))
         except access.PathRefused as exc:
             raise RunRefused(f"Dataset {exc}.") from None
     try:
@@ -177,7 +177,7 @@ def _form_value(option, value):
     if not option.metadata["path"] or not str(value).strip():
         return value.strip() if isinstance(value, str) else value
     try:
-        return str(access.server_path(value.strip(), state.server_roots(), kind="file"))
+        return str(state.shared_path(value.strip(), kind="file"))
     except access.PathRefused as exc:
         raise RunRefused(f"{option_label(option)} {exc}.") from None
 
