@@ -7,9 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.analysis.results import FACE_STATUSES
 from core.batch.engine import analyze_folder
 from core.batch.spreadsheet import to_safe_csv
+from core.batch.totals import Totals
 from core.imaging.files import IMAGE_EXTENSIONS, UNSUPPORTED_EXTENSIONS
 from core.inference.calibration import AGE_CHECKS
 from dashboard import access, capacity, charts, components, state, tables, uploads
@@ -65,23 +65,22 @@ def analyse(files, folder: Path | None, aligned: bool, small_faces: bool, answer
 
 
 def show(what: str, results, rejected) -> None:
-    per_image = results.drop_duplicates("file")
     found = tables.people(results)
     st.caption(f"Data shown: the faces found in {what}.")
-    faces = results[results["status"].isin(FACE_STATUSES)]
+    totals = Totals()  # what the command line's summary counts, counted the same way
+    totals.add(results.astype(object).where(results.notna(), None).to_dict("records"))
     row = st.columns(6)
-    row[0].metric("Images", f"{len(per_image):,}")
-    row[1].metric("Faces found", f"{len(faces):,}")
-    row[2].metric("Poor quality", f"{(faces['quality'] == 'poor').sum():,}",
+    row[0].metric("Images", f"{sum(totals.files.values()):,}")
+    row[1].metric("Faces found", f"{totals.faces:,}")
+    row[2].metric("Poor quality", f"{totals.poor:,}",
                   help="Too small, blurry, dark, turned or unconfirmed (perhaps no face): see the quality_issues column.")
-    row[3].metric("Uncertain", f"{(faces['status'] == 'uncertain').sum():,}",
+    row[3].metric("Uncertain", f"{totals.uncertain:,}",
                   help="Poor faces left out of the charts when poor faces are marked uncertain.")
-    row[4].metric("Images without a face", f"{(per_image['status'] == 'no_face').sum():,}")
-    row[5].metric("Unreadable", f"{(per_image['status'] == 'error').sum():,}")
-    if faces["age_check"].notna().any():
-        tally = faces["age_check"].value_counts()
-        st.info(f"Age check at {faces['age_threshold'].iloc[0]:g}: " + ", ".join(
-            f"{tally.get(name, 0):,} {name}" for name in AGE_CHECKS) + ". Over or under only when the whole "
+    row[4].metric("Images without a face", f"{totals.files['no_face']:,}")
+    row[5].metric("Unreadable", f"{totals.files['error']:,}")
+    if totals.age_checks:
+        st.info(f"Age check at {totals.age_threshold:g}: " + ", ".join(
+            f"{totals.age_checks[name]:,} {name}" for name in AGE_CHECKS) + ". Over or under only when the whole "
             "age range is on one side; faces whose range straddles the threshold are uncertain.")
     if rejected:
         with st.expander(f"{len(rejected)} uploaded file(s) left out"):
