@@ -63,10 +63,10 @@ def test_cli_evaluate_json_matches_hand_computed_mae(tmp_path, tiny_model_dir, f
 
 
 @pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory, utkface_dir):
+def photo_folder(tmp_path_factory):
     from testkit.faces import write_photo_folder
 
-    return write_photo_folder(tmp_path_factory.mktemp("photos"), utkface_dir)
+    return write_photo_folder(tmp_path_factory.mktemp("photos"))
 
 
 def test_photos_are_detected_and_unscorable_ones_listed(photo_folder, tiny_model_dir):

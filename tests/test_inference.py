@@ -20,7 +20,7 @@ from core.detect.blazeface import BlazeFaceDetector
 from core.imaging.files import load_image
 from core.inference.predictor import Predictor
 from core.train.model import KerasNetwork
-from testkit.faces import background, clear_faces, jpeg_bytes, paste
+from testkit.faces import astronaut_crops, background, jpeg_bytes, paste
 
 # Measured on 512 UTKFace crops with the shipped model: max |age difference| 1.9e-5 years,
 # max |p_female difference| 7.7e-7, no gender flips. The tolerances leave room for other CPUs.
@@ -63,12 +63,11 @@ def test_predicting_never_imports_tensorflow(tiny_model_dir, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def two_people(utkface_dir, tmp_path_factory) -> Path:
-    """A 640x480 JPEG with two UTKFace people pasted in it."""
-    detector = BlazeFaceDetector()
+def two_people(tmp_path_factory) -> Path:
+    """A 640x480 JPEG with two real faces pasted in it (astronaut variants: no dataset needed)."""
     photo = background(640, 480, seed=8)
-    for (path, _, _), centre in zip(clear_faces(utkface_dir, 2, detector, seed=31), [(170, 240), (470, 230)]):
-        paste(photo, load_image(path), centre, 220)
+    for crop, centre in zip(astronaut_crops(2, BlazeFaceDetector(), seed=3), [(170, 240), (470, 230)]):
+        paste(photo, crop, centre, 220)
     file = tmp_path_factory.mktemp("same") / "two.jpg"
     file.write_bytes(jpeg_bytes(photo))
     return file

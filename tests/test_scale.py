@@ -13,8 +13,7 @@ ray = pytest.importorskip("ray")
 
 from core.batch.output import read_results  # noqa: E402
 from core.cli import main  # noqa: E402
-from core.imaging.files import load_image  # noqa: E402
-from testkit.faces import jpeg_bytes, one_face_photo, utk_crops, write_bad_folder  # noqa: E402
+from testkit.faces import astronaut_crops, jpeg_bytes, one_face_photo, write_bad_folder  # noqa: E402
 
 PHOTOS = 24
 
@@ -28,10 +27,11 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory, utkface_dir):
-    """A few dozen one-face photos beside every kind of bad file a real folder holds."""
+def folder(tmp_path_factory):
+    """A few dozen one-face photos beside every kind of bad file a real folder holds (the
+    astronaut's twelve crops, each in two or three photos at different sizes and places)."""
     root = tmp_path_factory.mktemp("scale")
-    crops = [load_image(path) for path, _, _ in utk_crops(utkface_dir, PHOTOS + 1, seed=5)]
+    crops = (astronaut_crops(12) * 3)[:PHOTOS + 1]
     write_bad_folder(root, one_face_photo(crops[0], seed=1))
     (root / "many").mkdir()
     for i, crop in enumerate(crops[1:]):

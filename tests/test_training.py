@@ -170,22 +170,25 @@ def test_unknown_architecture_is_a_clear_error():
         build_model(Config(architecture="vgg"))
 
 
-def test_realign_recrops_faces_with_our_detector_and_keeps_the_rest(utkface_dir, tmp_path, monkeypatch):
+def test_realign_recrops_faces_with_our_detector_and_keeps_the_rest(tmp_path, monkeypatch):
     """Config.realign: real crops are re-framed by detector + aligner (as in photos); images
-    without a face (synthetic stripes) keep their crop."""
-    import warnings
+    without a face (synthetic stripes) keep their crop. The real crops are astronaut variants
+    saved under UTKFace names, so no dataset is needed."""
+    from PIL import Image
 
-    from core.data.datasets import DatasetWarning, load_dataset, load_images
+    from core.data.datasets import load_dataset, load_images
     from core.data.faces import face_crops
     from core.detect import detector_for
     from core.detect.align import align_face
     from core.imaging.files import load_image
+    from testkit.faces import astronaut_crops
 
     monkeypatch.setenv("AGE_GENDER_CACHE_DIR", str(tmp_path / "cache"))
     write_utkface_folder(tmp_path / "synthetic", n=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DatasetWarning)
-        real = load_dataset(utkface_dir).sample(n=4, random_state=1)
+    (tmp_path / "real").mkdir()
+    for i, crop in enumerate(astronaut_crops(4, seed=5)):
+        Image.fromarray(crop).save(tmp_path / "real" / f"40_1_0_2017011700000000{i}.jpg.chip.jpg", quality=95)
+    real = load_dataset(tmp_path / "real")
     table = pd.concat([real, load_dataset(tmp_path / "synthetic")], ignore_index=True)
     images, ok = load_images(table, 48, progress=False)
     assert ok.all()

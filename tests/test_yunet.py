@@ -1,6 +1,8 @@
-"""The YuNet detector and the alignment of its faces, on real UTKFace faces pasted into
-synthetic photos and on generated face-free images. Inputs every detector must survive (odd
-shapes, gray, RGBA, threads) are tested for both detectors in test_faces.py."""
+"""The YuNet detector and the alignment of its faces, on real faces pasted into synthetic
+photos (the public-domain astronaut portrait's face and variants of it, so these run on a fresh
+clone; UTKFace crops where the test is about UTKFace's own framing) and on generated face-free
+images. Inputs every detector must survive (odd shapes, gray, RGBA, threads) are tested for both
+detectors in test_faces.py."""
 from __future__ import annotations
 
 import cv2
@@ -15,7 +17,7 @@ from core.detect.face import Face, face_boxes
 from core.detect.yunet import LITERT_WEIGHTS, WORK_SIDE, YuNetDetector
 from core.imaging.boxes import iou
 from core.imaging.files import load_image
-from testkit.faces import background, clear_faces, face_free, paste, pasted_face_box, pasted_faces_found, utk_crops
+from testkit.faces import astronaut_crops, background, face_free, paste, pasted_face_box, pasted_faces_found, utk_crops
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,8 @@ def test_template_is_where_yunet_puts_its_landmarks_on_utkface_crops(utkface_dir
 
 
 @pytest.mark.parametrize("side, angle", [(70, 0), (110, 10), (220, -15), (330, 5), (600, 0)])
-def test_a_pasted_face_is_found_with_landmarks_and_aligned_like_the_crop(utkface_dir, yunet, side, angle):
-    found = pasted_faces_found(utkface_dir, yunet, side, angle, shift=(20, 10))
+def test_a_pasted_face_is_found_with_landmarks_and_aligned_like_the_crop(yunet, side, angle):
+    found = pasted_faces_found(astronaut_crops(6, yunet, seed=int(side) % 7), yunet, side, angle, shift=(20, 10))
     for face, _ in found:
         assert len(face.landmarks) == 5 and (face.left_eye, face.right_eye) == face.landmarks[:2]
     errors = [error for _, error in found]
@@ -65,12 +67,12 @@ def test_a_pasted_face_is_found_with_landmarks_and_aligned_like_the_crop(utkface
     assert max(errors) < 40
 
 
-def test_aligned_pasted_faces_show_the_landmarks_where_the_crop_has_them(utkface_dir, yunet):
+def test_aligned_pasted_faces_show_the_landmarks_where_the_crop_has_them(yunet):
     """Detect + align a pasted crop, detect again on the aligned face: its five points must be
     where YuNet finds them on the original crop, i.e. the model sees the training framing."""
     offsets = []
-    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 8, yunet, seed=12)):
-        crop, photo = load_image(path), background(640, 480, seed=i)
+    for i, crop in enumerate(astronaut_crops(8, yunet, seed=4)):
+        photo = background(640, 480, seed=i)
         paste(photo, crop, (300 + 5 * i, 250), 150 + 20 * i, angle=(-1) ** i * 2 * i)
         again = yunet.detect(align_face(photo, yunet.detect(photo)[0], 200))[0]
         offsets.append(np.hypot(*(np.array(again.landmarks) - yunet.detect(crop)[0].landmarks).T).mean())
@@ -89,12 +91,12 @@ def test_generated_face_free_images_give_at_most_the_target_rate_of_false_faces(
     assert all(face.score < 0.75 for faces in found for face in faces)
 
 
-def test_boxes_and_landmarks_are_in_the_original_pixels_of_a_large_photo(utkface_dir, yunet):
+def test_boxes_and_landmarks_are_in_the_original_pixels_of_a_large_photo(yunet):
     """A photo larger than WORK_SIDE is shrunk inside detect: what comes back must be what YuNet
     finds on the shrunk photo, mapped exactly onto the full-size one, and lie on the face."""
-    path = clear_faces(utkface_dir, 1, yunet, seed=6)[0][0]
+    crop = astronaut_crops(1, yunet, seed=6)[0]
     large = background(2560, 1920, seed=1)
-    to_photo = paste(large, load_image(path), (800, 1040), 720)
+    to_photo = paste(large, crop, (800, 1040), 720)
     shrunk = cv2.resize(large, (1280, 960), interpolation=cv2.INTER_AREA)
     assert max(large.shape) > WORK_SIDE == max(shrunk.shape)
     face, small = yunet.detect(large)[0], yunet.detect(shrunk)[0]
@@ -104,22 +106,22 @@ def test_boxes_and_landmarks_are_in_the_original_pixels_of_a_large_photo(utkface
                                atol=1)
     back = cv2.invertAffineTransform(to_photo)
     on_crop = np.array(face.landmarks) @ back[:, :2].T + back[:, 2]
-    np.testing.assert_allclose(on_crop, yunet.detect(load_image(path))[0].landmarks, atol=12)  # crop px
+    np.testing.assert_allclose(on_crop, yunet.detect(crop)[0].landmarks, atol=12)  # crop px
 
 
-def test_a_close_up_face_larger_than_yunet_sees_at_full_size_is_found(utkface_dir, yunet):
-    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 4, yunet, seed=13)):
+def test_a_close_up_face_larger_than_yunet_sees_at_full_size_is_found(yunet):
+    for i, crop in enumerate(astronaut_crops(4, yunet, seed=2)):
         photo = background(640, 480, seed=i)
-        paste(photo, load_image(path), (320, 240), 800)  # the face is ~440 px high
+        paste(photo, crop, (320, 240), 800)  # the face is ~440 px high
         assert len(yunet.detect(photo)) == 1
 
 
-def test_a_face_filling_the_frame_gets_one_box_round_it_not_boxes_on_its_parts(utkface_dir, yunet):
+def test_a_face_filling_the_frame_gets_one_box_round_it_not_boxes_on_its_parts(yunet):
     """At full size YuNet frames no face beyond ~560 px whole: on a face filling a 1000x1000 photo
     it finds parts of it (0.6-0.77) where the close-up pass finds the face (0.92+). Before the
     close-up's large faces could win, only 21 of 40 such photos got a right box (bench/closeups.py)."""
-    for i, (path, _, _) in enumerate(clear_faces(utkface_dir, 6, yunet, seed=21)):
-        crop, photo = load_image(path), background(1000, 1000, seed=i)
+    for i, crop in enumerate(astronaut_crops(6, yunet, seed=6)):
+        photo = background(1000, 1000, seed=i)
         own = yunet.detect(crop)[0]
         truth = pasted_face_box(own, paste(photo, crop, (480 + 10 * i, 520 - 10 * i), 800), 1000, 1000)
         faces = yunet.detect(photo)
@@ -141,12 +143,11 @@ def test_five_point_alignment_keeps_a_profile_at_a_normal_scale():
                       tuple(profile[1]), tuple(map(tuple, profile))), 64).shape == (64, 64, 3)
 
 
-def test_faces_in_a_crowded_photo_are_all_found(utkface_dir, yunet):
-    people = clear_faces(utkface_dir, 8, yunet, seed=15)
+def test_faces_in_a_crowded_photo_are_all_found(yunet):
     photo = background(1920, 1080, seed=15)
     centres = [(150 + 230 * i, 300 + 400 * (i % 2)) for i in range(8)]
-    for (path, _, _), centre, side in zip(people, centres, (90, 120, 160, 200, 90, 120, 160, 200)):
-        paste(photo, load_image(path), centre, side, angle=4)
+    for crop, centre, side in zip(astronaut_crops(8, yunet, seed=3), centres, (90, 120, 160, 200, 90, 120, 160, 200)):
+        paste(photo, crop, centre, side, angle=4)
     faces = yunet.detect(photo)
     assert len(faces) == 8
     for x, y in centres:
@@ -155,7 +156,7 @@ def test_faces_in_a_crowded_photo_are_all_found(utkface_dir, yunet):
 
 
 @pytest.mark.parametrize("size", [(640, 480), (333, 517), (1280, 720)])
-def test_litert_yunet_finds_what_opencvs_own_yunet_finds(utkface_dir, yunet, size):
+def test_litert_yunet_finds_what_opencvs_own_yunet_finds(yunet, size):
     """The LiteRT export (tools/yunet_to_litert.py) with our decoding must give OpenCV's
     FaceDetectorYN's detections on the shipped ONNX: same count, boxes, landmarks and scores
     (measured: within 0.0003 px on 80 photos and AFW images). Sizes not divisible by 32 check
@@ -164,9 +165,9 @@ def test_litert_yunet_finds_what_opencvs_own_yunet_finds(utkface_dir, yunet, siz
 
     width, height = size
     photo = background(width, height, seed=width)
-    for i, (path, _, _) in enumerate(utk_crops(utkface_dir, 3, seed=width)):
+    for i, crop in enumerate(astronaut_crops(3, seed=width % 10)):
         side = min(height, width) // (3 + i)
-        paste(photo, load_image(path), (width * (i + 1) // 4, height // 2), side, angle=5 * i)
+        paste(photo, crop, (width * (i + 1) // 4, height // 2), side, angle=5 * i)
     opencv = cv2.FaceDetectorYN.create(str(ONNX_WEIGHTS), "", (width, height), 0.5, 0.3, 5000)
     expected = opencv.detect(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))[1]
     ours = yunet._detections(photo, 0.5)
