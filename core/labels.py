@@ -22,6 +22,14 @@ def gender_of(p_female: float) -> str:
     return GENDERS[int(p_female >= GENDER_THRESHOLD)]
 
 
+UNKNOWN_GENDER = "unknown"  # how a missing gender (code -1) is named in tables and charts
+
+
+def gender_name(code: int) -> str:
+    """The name of a gender code; UNKNOWN_GENDER for -1 (a source that gives no gender)."""
+    return GENDERS[code] if 0 <= code < len(GENDERS) else UNKNOWN_GENDER
+
+
 def race_name(code: int) -> str:
     """The name of a race code; UNKNOWN_RACE for -1 (or any code outside RACES)."""
     return RACES[code] if 0 <= code < len(RACES) else UNKNOWN_RACE

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from core.labels import AGE_BANDS, GENDERS, age_band, race_name
+from core.labels import AGE_BANDS, GENDERS, age_band, gender_name, race_name
 
 CURVE_METRICS = {"loss": "Loss", "gender_accuracy": "Gender accuracy", "age_mae": "Age MAE (years)"}
 # What the Evaluation page reads of metrics.json and predictions.csv (`core.evaluate.metrics.score`)
@@ -20,18 +20,21 @@ PREDICTION_COLUMNS = ("file", "age_true", "age_pred", "gender_true", "gender_pre
 
 
 def named(table: pd.DataFrame) -> pd.DataFrame:
-    """A core dataset table with gender and race spelled out and the age band added."""
+    """A core dataset table with gender and race spelled out ("unknown" where a source gives
+    none) and the age band added (empty where the age is unknown)."""
     return table.assign(
-        gender=[GENDERS[g] for g in table["gender"]],
+        gender=[gender_name(g) for g in table["gender"]],
         race=[race_name(r) for r in table["race"]],
-        age_band=table["age"].map(age_band),
+        age_band=table["age"].map(lambda age: age_band(age) if age >= 0 else ""),
     )
 
 
 def filter_faces(table: pd.DataFrame, ages: tuple[int, int], genders: Iterable[str],
                  races: Iterable[str]) -> pd.DataFrame:
-    """Rows of a `named` table within the age range (inclusive) and the chosen genders and races."""
-    keep = table["age"].between(*ages) & table["gender"].isin(list(genders)) & table["race"].isin(list(races))
+    """Rows of a `named` table within the age range (inclusive; rows without an age are kept:
+    they are in no range and left out of age charts) and the chosen genders and races."""
+    in_range = table["age"].between(*ages) | (table["age"] < 0)
+    keep = in_range & table["gender"].isin(list(genders)) & table["race"].isin(list(races))
     return table[keep]
 
 

@@ -184,6 +184,27 @@ def test_demographics_reads_a_pixel_csv_and_shows_its_faces(app, tmp_path):
     assert len(app.image) == 4
 
 
+def test_demographics_of_a_source_without_ages_or_genders_counts_only_what_is_known(app, tmp_path):
+    """Gender-only portraits (age -1) and a row without a gender (-1): not read as age -1 or as
+    women (GENDERS[-1] is 'female'), and left out of the age charts with a word saying so."""
+    from PIL import Image
+
+    from testkit.datasets import synthetic_face
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(synthetic_face(30, i % 2, seed=i)).save(folder / f"p{i}.png")
+    (folder / "labels.csv").write_text("file,age,gender\np0.png,30,male\np1.png,50,female\np2.png,,male\n"
+                                       "p3.png,,male\np4.png,40,\n")
+    open_page(app, "demographics", ("folder-csv", folder))
+    assert metric(app, "Faces shown") == "5" and metric(app, "Female") == "25.0%"  # 1 of the 4 with a gender
+    assert metric(app, "Median age") == "40" and metric(app, "Age range") == "30-50"
+    assert app.slider[0].value == (30, 50)
+    assert "unknown" in app.multiselect[0].options
+    assert "2 of these faces have no age label" in " ".join(c.value for c in app.caption)
+
+
 def test_unreadable_images_of_a_dataset_are_named_not_a_crash(app, tmp_path):
     """A labels.csv listing an empty .jpg and a text file raised UnidentifiedImageError in the
     sample gallery (Streamlit's error box, the rest of the page gone)."""

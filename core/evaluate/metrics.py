@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..labels import AGE_BAND_NAMES, GENDERS, RACE_NAMES, age_band, gender_of, race_name
+from ..labels import AGE_BAND_NAMES, GENDERS, RACE_NAMES, age_band, gender_name, gender_of, race_name
 from .reliability import age_check_rates, gender_reliability, interval_coverage
 
 PREDICTION_COLUMNS = ["file", "age_true", "age_pred", "age_low", "age_high", "gender_true", "gender_pred", "p_female",
@@ -33,7 +33,7 @@ def predictions_table(table: pd.DataFrame, ages: np.ndarray, p_female: np.ndarra
         "age_pred": np.round(ages.astype(float), 2),
         "age_low": pd.array(low, "Int64"),
         "age_high": pd.array(high, "Int64"),
-        "gender_true": [GENDERS[g] if g >= 0 else "" for g in table["gender"]],
+        "gender_true": [gender_name(g) if g >= 0 else "" for g in table["gender"]],
         "gender_pred": [gender_of(p) for p in p_female],
         "p_female": np.round(p_female.astype(float), 4),
         "race": [race_name(r) for r in table["race"]],
