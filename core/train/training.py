@@ -202,8 +202,10 @@ def train(data: str | Path | pd.DataFrame | Sequence[DataSource], out: str | Pat
             raise TrainingStopped(STOPPED_EARLY) from None
         print("interrupted: keeping the best model saved so far", flush=True)
     val = table[parts["val"]]
-    calibrate_images(out, images[parts["val"]], _exact_ages(val), val["gender"].to_numpy(),
-                     f"validation split of this run ({int(parts['val'].sum())} faces)")
+    ages = _exact_ages(val)
+    calibrate_images(out, images[parts["val"]], ages, val["gender"].to_numpy(),
+                     f"validation split of this run ({int((ages >= 0).sum())} faces with an exact age, "
+                     f"{int((val['gender'] >= 0).sum())} with a gender)")
     if not evaluate_test or parts["test"].sum() == 0:
         return {}
     return evaluate_run(out, table[parts["test"]], images[parts["test"]])
