@@ -142,3 +142,31 @@ def test_each_epoch_draws_its_rows_by_weight_and_again_the_same_on_resume():
     assert (draws == 0).mean() == pytest.approx(0.9, abs=0.02)
     assert np.array_equal(epoch_order(10, 7, 1, weights), epoch_order(10, 7, 1, weights))
     assert not np.array_equal(epoch_order(10, 7, 1, weights), epoch_order(10, 8, 1, weights))
+
+
+def test_two_photos_with_the_same_content_are_cropped_at_once_without_a_clash(tmp_path, monkeypatch):
+    """The cache is keyed by content: identical files found by two threads at the same time once
+    raced on one temporary name, and training stopped on 'No such file or directory'."""
+    import threading
+
+    from core.data import faces
+    from core.data.faces import face_crops
+
+    monkeypatch.setenv("AGE_GENDER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(faces.os, "cpu_count", lambda: 2)
+    together, replace = threading.Barrier(2, timeout=5), faces.os.replace
+
+    def replace_together(*args):  # both threads have written their crop of the same content: now keep it
+        try:
+            together.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return replace(*args)
+
+    monkeypatch.setattr(faces.os, "replace", replace_together)
+    names = _portraits(tmp_path / "photos", 1) * 2
+    table = pd.DataFrame({"file": [f"{i}.jpg" for i in range(2)], "path": [str(tmp_path / "photos" / n) for n in names],
+                          "photo": True})
+    images, ok = face_crops(table, 48)
+    assert ok.all() and all(np.array_equal(image, images[0]) for image in images)
+    assert len(list((tmp_path / "cache").rglob("*.png"))) == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -107,13 +108,13 @@ def _found_faces(paths, size: int, progress) -> tuple[list[np.ndarray | None], l
         else:
             crop, reason = (found.crops[0], "") if found.faces else (None, NO_FACE)
         stored.parent.mkdir(parents=True, exist_ok=True)
-        partial = stored.with_name(f".{stored.name}.{os.getpid()}")
+        # a name of this thread's own: two files with the same content may be found at once
+        partial = stored.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.png")
         if crop is None:
             partial.write_text(reason)
             os.replace(partial, missing)
-        else:
-            cv2.imwrite(str(partial) + ".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-            os.replace(str(partial) + ".png", stored)
+        elif cv2.imwrite(str(partial), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
+            os.replace(partial, stored)
         return crop, reason
 
     results = []
