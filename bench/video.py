@@ -40,10 +40,10 @@ SPEED_USES = {"yunet": ("yunet", False), "yunet, small faces": ("yunet", True), 
 TARGET_FPS = {"blazeface": 60.0, "yunet": 25.0}
 LIVE_USES = {  # detector settings compared for the live page (the first two are what the page offers)
     "live (BlazeFace short range)": ("blazeface", {"full_range": "never"}),
-    "live, small faces (YuNet at 320 px)": ("yunet", {"work_side": 320}),
-    "BlazeFace with its full-range model": ("blazeface", {"full_range": "always"}),
+    "live, small faces (YuNet, 640 px)": ("yunet", {"work_side": 640}),
     "YuNet at 480 px": ("yunet", {"work_side": 480}),
-    "YuNet at 640 px (full size)": ("yunet", {"work_side": 640}),
+    "YuNet at 320 px": ("yunet", {"work_side": 320}),
+    "BlazeFace with its full-range model": ("blazeface", {"full_range": "always"}),
 }
 LIVE_TARGET_FPS = 60.0
 PILLARS = (40, 80, 110, 130, 160, 190, 260, 330, 400)  # px at 640x360: faces half hidden for 0 to 2.5 s

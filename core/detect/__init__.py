@@ -42,13 +42,13 @@ def build_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
 # in photos (AFW recall 99.4 % vs BlazeFace's 71 %, bench/detection.py) and, at a larger working
 # size, the small faces of group photos; live video keeps BlazeFace's short-range model, three
 # times cheaper per frame, for the near, mostly frontal faces in front of a webcam, or, for faces
-# down to 48 px in a 640x480 stream, YuNet shrunk to 320 px (6 of 6 such faces at 60-75 fps where
-# BlazeFace finds none; bench/video.py live). Recorded video reads every frame at 960 px (faces
-# from about 35 px in 720p), at full size up to 1920 px for a far camera, or with BlazeFace for
-# near faces (docs/video.md has the figures).
+# down to 48 px in the 640x480 stream, YuNet at that full size (all of six such faces, 13.5 CPU ms
+# a frame, where BlazeFace finds none and YuNet at 320 or 480 px misses one in six; bench/video.py
+# live). Recorded video reads every frame at 960 px (faces from about 35 px in 720p), at full size
+# up to 1920 px for a far camera, or with BlazeFace for near faces (docs/video.md has the figures).
 DETECTOR_FOR = {"photos": (DEFAULT_DETECTOR, {}), "group photos": ("yunet", {"work_side": 1920}),
                 "live": ("blazeface", {"full_range": "never"}),
-                "live, small faces": ("yunet", {"work_side": 320}),
+                "live, small faces": ("yunet", {"work_side": 640}),
                 "video": ("yunet", {"work_side": 960}), "video, small faces": ("yunet", {"work_side": 1920}),
                 "video, near faces": ("blazeface", {"full_range": "auto"})}
 

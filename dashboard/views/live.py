@@ -115,9 +115,9 @@ def make_callback(processor: FrameProcessor, results: queue.Queue, show_probabil
     return callback
 
 
-SMALL_FACES_HELP = ("Finds faces down to about 48 px in the 640x480 picture (people a few metres away): YuNet at "
-                    "half size, still over 60 frames per second. Off: BlazeFace, for faces of about 100 px and more "
-                    "(someone in front of the camera), which costs less CPU when few faces are in view.")
+SMALL_FACES_HELP = ("Finds faces down to about 48 px in the 640x480 picture (people a few metres away) with YuNet, "
+                    "at several times the CPU per frame. Off: BlazeFace, for faces of about 100 px and more "
+                    "(someone in front of the camera).")
 
 
 def small_faces() -> bool:
