@@ -24,7 +24,8 @@ from core.detect.blazeface import BlazeFaceDetector
 from core.imaging.boxes import iou
 from core.video.live import FrameProcessor, LiveSettings
 from core.video.tracking import IouTracker
-from testkit.video import background, pick_faces, scene
+from testkit.faces import astronaut_crops
+from testkit.video import background, scene
 
 LIVE_DETECTOR = detector_for("live")  # as the live page gets it (dashboard.state)
 
@@ -33,9 +34,9 @@ FRAMES = 24
 
 
 @pytest.fixture(scope="module")
-def clip(utkface_dir):
+def clip():
     """24 frames, a man and a woman each walking their own lane, 4 px per frame."""
-    faces = pick_faces(utkface_dir, 2, seed=5)
+    faces = astronaut_crops(2, seed=5)
     return list(scene(faces, FRAMES, speed=4, seed=5))
 
 

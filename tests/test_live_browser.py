@@ -13,7 +13,8 @@ import pytest
 
 from core.config import PROJECT_ROOT
 from testkit.browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server
-from testkit.video import pick_faces, scene, write_y4m
+from testkit.faces import astronaut_crops
+from testkit.video import scene, write_y4m
 
 PAGE = PROJECT_ROOT / "dashboard" / "views" / "live.py"
 DEADLINE = 75  # seconds for the whole browser session, server start included
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
 
 
 @pytest.fixture
-def fake_camera(utkface_dir, tmp_path) -> Path:
+def fake_camera(tmp_path) -> Path:
     """Two faces walking to and fro; played forwards then backwards so the camera's loop is seamless."""
-    frames = [frame for frame, _ in scene(pick_faces(utkface_dir, 2, seed=3), 20, speed=3, seed=3)]
+    frames = [frame for frame, _ in scene(astronaut_crops(2, seed=3), 20, speed=3, seed=3)]
     return write_y4m(frames + frames[::-1], tmp_path / "camera.y4m", fps=15)
 
 

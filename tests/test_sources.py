@@ -11,12 +11,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.config import PROJECT_ROOT, Config
+from core.config import Config
 from core.data.datasets import DatasetError, DatasetWarning, detect_format, load_dataset, load_folder_csv, split_dataset
 from core.data.sources import DataSource, load_sources, sampling_weights
 from testkit.datasets import synthetic_face, write_utkface_folder
-
-ASTRONAUT = PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg"  # public domain (docs/assets/NOTICE.md)
+from testkit.faces import write_portraits
 
 
 def _images(folder, names):
@@ -90,28 +89,12 @@ def test_balance_evens_out_the_cells_of_a_source():
     assert even.sum() == pytest.approx(1.0)
 
 
-def _portraits(folder, count: int) -> list[str]:
-    """Photos of the public-domain astronaut portrait, shifted, scaled and mirrored: real faces
-    the detector finds, for tests that run without the datasets."""
-    photo = Image.open(ASTRONAUT).convert("RGB")
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for i in range(count):
-        side = 300 + 20 * i
-        image = photo.resize((side, side)).transpose(Image.FLIP_LEFT_RIGHT) if i % 2 else photo.resize((side, side))
-        canvas = Image.new("RGB", (side + 40, side + 40), (30 * i % 255, 90, 120))
-        canvas.paste(image, (i * 4 % 40, i * 7 % 40))
-        names.append(f"astro{i}.jpg")
-        canvas.save(folder / names[-1], quality=90)
-    return names
-
-
 def test_training_from_two_sources_records_them_and_caches_the_photos_faces(tmp_path, monkeypatch, capsys):
     from core.train.training import train
 
     monkeypatch.setenv("AGE_GENDER_CACHE_DIR", str(tmp_path / "cache"))
     write_utkface_folder(tmp_path / "crops", n=40)
-    names = _portraits(tmp_path / "photos", 12)
+    names = write_portraits(tmp_path / "photos", 12)
     rows = [f"{name},,,,female" for name in names[:8]] + [f"{name},,20,29," for name in names[8:]]
     (tmp_path / "photos" / "labels.csv").write_text("file,age,age_lo,age_hi,gender\n" + "\n".join(rows) + "\n")
     config = Config(image_size=32, width=8, epochs=2, batch_size=16, augment=False, val_fraction=0.25, test_fraction=0.25)
@@ -164,7 +147,7 @@ def test_two_photos_with_the_same_content_are_cropped_at_once_without_a_clash(tm
         return replace(*args)
 
     monkeypatch.setattr(faces.os, "replace", replace_together)
-    names = _portraits(tmp_path / "photos", 1) * 2
+    names = write_portraits(tmp_path / "photos", 1) * 2
     table = pd.DataFrame({"file": [f"{i}.jpg" for i in range(2)], "path": [str(tmp_path / "photos" / n) for n in names],
                           "photo": True})
     images, ok = face_crops(table, 48)
