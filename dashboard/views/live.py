@@ -272,12 +272,16 @@ def main() -> None:
     if ctx.state.playing or ctx.state.signalling:
         st.session_state.live_streaming = True
         follow_stream(ctx, processor, results, show_probabilities)
+    # Otherwise the panel is one container, in the place the streaming run's panel takes: a
+    # stopped page's elements left below it would stay on screen, greyed, the whole stream long.
     elif st.session_state.pop("live_streaming", False):  # the previous run was streaming: STOP
         forget_stream(processor, results)
-        render(None, processor, show_probabilities, stopped=True)
+        with st.container():
+            render(None, processor, show_probabilities, stopped=True)
     else:
         take_latest(results)
-        render(st.session_state.live_latest, processor, show_probabilities)
+        with st.container():
+            render(st.session_state.live_latest, processor, show_probabilities)
 
 
 main()
