@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR  # noqa: E402
-from core.data.datasets import DatasetWarning, load_dataset, read_split  # noqa: E402
+from core.data.datasets import DatasetWarning, load_dataset, read_split, select_split  # noqa: E402
 from core.evaluate.evaluator import evaluate  # noqa: E402
 from core.inference.predictor import Predictor  # noqa: E402
 
@@ -35,21 +35,12 @@ KEPT = ("n", "gender_accuracy", "gender_recall", "age_in_bracket", "age_bracket_
 
 
 def utk_split(model: Path, part: str = "val") -> pd.DataFrame | None:
-    """The UTKFace rows of the model's `part` split (a multi-source run's keys are SOURCE/FILE:
-    those of the UTKFace source), or None without the dataset or a split."""
-    split = read_split(model)
-    if split is None or not DEFAULT_DATASET_DIR.is_dir():
+    """The UTKFace rows of the model's `part` split, or None without the dataset or a split."""
+    if read_split(model) is None or not DEFAULT_DATASET_DIR.is_dir():
         return None
-    val = split[split["split"] == part]
-    if "source" in val:
-        val = val[val["source"] == DEFAULT_DATASET_DIR.name]
-        names = val["file"].str.split("/", n=1).str[1]
-    else:
-        names = val["file"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)
-        table = load_dataset(DEFAULT_DATASET_DIR)
-    return table[table["file"].isin(set(names))]
+        return select_split(load_dataset(DEFAULT_DATASET_DIR), model, part)
 
 
 def figures(metrics: dict) -> dict:

@@ -153,3 +153,18 @@ def test_two_photos_with_the_same_content_are_cropped_at_once_without_a_clash(tm
     images, ok = face_crops(table, 48)
     assert ok.all() and all(np.array_equal(image, images[0]) for image in images)
     assert len(list((tmp_path / "cache").rglob("*.png"))) == 1
+
+
+def test_a_source_loaded_alone_finds_its_rows_in_a_multi_source_runs_split(tmp_path):
+    """evaluate --split test, calibrate and the bench read one dataset against a run over several."""
+    from core.data.datasets import select_split
+
+    write_utkface_folder(tmp_path / "UTKFace", n=6)
+    table = load_dataset(tmp_path / "UTKFace")
+    names = sorted(table["file"])
+    (tmp_path / "run").mkdir()
+    pd.DataFrame({"file": [f"UTKFace/{n}" for n in names] + ["web/x.jpg", "web/" + names[0]],
+                  "split": ["test", "val", "test", "train", "train", "test", "test", "test"],
+                  "source": ["UTKFace"] * 6 + ["web", "web"]}).to_csv(tmp_path / "run" / "split.csv", index=False)
+    assert sorted(select_split(table, tmp_path / "run", "test")["file"]) == [names[0], names[2], names[5]]
+    assert sorted(select_split(table, tmp_path / "run", "val")["file"]) == [names[1]]

@@ -244,7 +244,9 @@ def load_dataset(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     loaders = {"utkface": load_utkface, "pixels-csv": load_pixels_csv, "folder-csv": load_folder_csv}
     if fmt not in loaders:
         raise DatasetError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return loaders[fmt](path)
+    table = loaders[fmt](path)
+    table.attrs["name"] = Path(path).stem  # the source name a run over several datasets gives it
+    return table
 
 
 def split_dataset(table: pd.DataFrame, config: Config) -> pd.Series:
@@ -314,11 +316,18 @@ def read_split(model_dir: str | Path) -> pd.DataFrame | None:
 
 
 def select_split(table: pd.DataFrame, model_dir: str | Path, split: str) -> pd.DataFrame:
-    """The rows of `table` that the model's run put in `split` ('train', 'val' or 'test')."""
+    """The rows of `table` that the model's run put in `split` ('train', 'val' or 'test'). For a
+    run over several sources (split.csv names rows SOURCE/FILE), a table loaded from one of
+    them (`load_dataset` notes its name) is matched on that source's rows."""
     saved = read_split(model_dir)
     if saved is None:
         raise DatasetError(f"the model at {model_dir} has no {SPLIT_FILE}, so its {split} split is unknown")
-    return table[table["file"].isin(saved.loc[saved["split"] == split, "file"])]
+    chosen = saved.loc[saved["split"] == split]
+    if "source" in saved and "source" not in table and table.attrs.get("name") in set(saved["source"]):
+        name = table.attrs["name"]
+        chosen = chosen.loc[chosen["source"] == name, "file"].str.removeprefix(f"{name}/")
+        return table[table["file"].isin(chosen)]
+    return table[table["file"].isin(chosen["file"])]
 
 
 def load_images(table: pd.DataFrame, size: int, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
