@@ -357,6 +357,7 @@ def test_a_video_without_faces_gives_an_empty_table_and_says_so(tiny_model_dir, 
     (["{video}", "--out", "{tmp}/p.csv", "--faces", "{tmp}/p.csv"], "must be different files"),
     (["{video}", "--out", "{tmp}/p.csv", "--annotated", "{tmp}/copy.avi"], "must end in .mp4 or .webm"),
     (["{tmp}/missing.mp4", "--out", "{tmp}/p.csv"], "no such video file"),
+    (["{video}", "--out", "{tmp}/p.csv", "--faces", "{tmp}/no/such/folder/f.csv"], "is not a folder this user can write in"),
     (["{video}", "--out", "{tmp}/p.csv", "--every", "0"], "every must be 1..100"),
     (["{video}", "--out", "{tmp}/p.csv", "--detector", "blazeface", "--small-faces"], "small faces need the yunet"),
 ])

@@ -126,10 +126,17 @@ class VideoOutputs:
             raise ValueError("the output files must be different files")
 
     def check_apart_from(self, video: Path) -> None:
-        """Refuse to write over the video being read."""
+        """Refuse to write over the video being read, or into a folder that cannot take the files
+        (found now, not after the whole video has been analysed)."""
         for path in (self.people, self.faces, self.annotated):
-            if path is not None and Path(path).resolve() == Path(video).resolve():
-                raise ValueError(f"{Path(path).name} is the input video: refusing to write over it")
+            if path is None:
+                continue
+            path = Path(path)
+            if path.resolve() == Path(video).resolve():
+                raise ValueError(f"{path.name} is the input video: refusing to write over it")
+            folder = path.resolve().parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK):
+                raise ValueError(f"cannot write {path}: {folder} is not a folder this user can write in")
 
 
 @dataclass(frozen=True)
