@@ -19,8 +19,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-ASTRONAUT = ROOT / "docs" / "assets" / "astronaut.jpg"
+from testkit.faces import ASTRONAUT
+
 ASTRONAUT_FACE = (133, 35, 180)  # x, y, side of the square around her face (hair and chin included)
 # (red, green, blue) gains and mirroring of the astronaut variants: different-looking sprites
 TINTS = ((1.0, 1.0, 1.0, False), (0.85, 0.95, 1.15, True), (1.15, 1.0, 0.85, False), (0.9, 0.9, 0.9, True),

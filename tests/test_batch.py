@@ -22,7 +22,7 @@ from core.config import PROJECT_ROOT
 from core.detect.blazeface import BlazeFaceDetector
 from core.imaging.files import load_image
 from core.inference.predictor import Predictor
-from testkit.faces import astronaut_crops, background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
+from testkit.faces import ASTRONAUT, astronaut_crops, background, clear_faces, jpeg_bytes, one_face_photo, paste, write_bad_folder
 
 
 @pytest.fixture(scope="module")
@@ -364,7 +364,6 @@ def test_the_batch_command_loads_neither_pandas_nor_tensorflow(tiny_model_dir, t
 
 # -- what --out may be, and what --resume continues (core/batch/record.py) ------------------------
 
-ASTRONAUT = PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg"
 
 
 @pytest.fixture

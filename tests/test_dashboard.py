@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
 from dashboard import access, uploads
+from testkit.faces import ASTRONAUT
 
 APP = PROJECT_ROOT / "dashboard" / "app.py"
 RUN_FILES = ("model.keras", "model.json", "history.csv", "labels.csv", "split.csv", "metrics.json", "predictions.csv")
@@ -723,7 +724,7 @@ def test_fresh_evaluation_of_a_bracketed_set_shows_brackets_recall_and_its_album
 
     folder = tmp_path / "bracketed"
     folder.mkdir()
-    photo = Image.open(PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg").convert("RGB")  # public domain
+    photo = Image.open(ASTRONAUT).convert("RGB")  # public domain
     for i in range(4):
         (photo.transpose(Image.FLIP_LEFT_RIGHT) if i % 2 else photo).save(folder / f"p{i}.jpg", quality=90)
     (folder / "labels.csv").write_text("file,age_lo,age_hi,gender,album\np0.jpg,25,32,female,a\np1.jpg,38,43,female,a\n"
@@ -821,7 +822,7 @@ def test_analyses_over_the_servers_cap_wait_then_are_refused(app, monkeypatch):
 
     from dashboard import capacity
 
-    photo = (PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg").read_bytes()
+    photo = ASTRONAUT.read_bytes()
     monkeypatch.setattr(capacity, "WAIT_SECONDS", 0.5)
     slots = capacity.server_slots()
     taken = 0
@@ -1070,7 +1071,7 @@ def test_duplicate_upload_names_are_kept_apart(tmp_path):
 
 def test_batch_results_keep_the_names_the_user_gave(app):
     """`José.jpg` came back as `Jos_.jpg` and CJK names as `____.jpg`: rows must name the photos."""
-    photo = (PROJECT_ROOT / "docs" / "assets" / "astronaut.jpg").read_bytes()
+    photo = ASTRONAUT.read_bytes()
     archive = _zip({"été/Zoë.jpg": photo, "a.jpg": photo, "a.jpg/b.jpg": photo})
     open_page(app, "batch")
     app.get("file_uploader")[0].set_value([("José.jpg", photo, "image/jpeg"), ("写真.jpg", photo, "image/jpeg"),

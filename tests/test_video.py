@@ -463,6 +463,27 @@ def test_the_page_analyses_a_server_video_into_people_charts_video_and_downloads
     assert {button.label for button in page.get("download_button")} >= {"people.csv", "Annotated video (MP4)"}
 
 
+def test_the_page_waits_its_turn_among_the_servers_analyses(page, monkeypatch):
+    """A video is one of the server's analyses, like a photo or a batch: with every place taken
+    the page says so instead of adding its load to the others'."""
+    from dashboard import capacity
+
+    monkeypatch.setattr(capacity, "WAIT_SECONDS", 0.5)
+    slots, taken = capacity.server_slots(), 0
+    while slots.take(timeout=0):
+        taken += 1
+    try:
+        page.run()
+        page.radio(key="video_mode").set_value("A video on the server").run()
+        page.text_input(key="video_path").set_value(str(page.shared / "entrance.mp4")).run()
+        page.button(key="video_run").click().run()
+        assert [w.value for w in page.warning][0].startswith("Not analysed: the server stayed busy")
+        assert "People" not in {m.label for m in page.metric}
+    finally:
+        for _ in range(taken):
+            slots.give()
+
+
 def test_the_page_refuses_a_path_outside_the_shared_folder_and_a_non_video(page, tmp_path):
     (page.shared / "notes.txt").write_text("hello")
     page.run()

@@ -7,14 +7,13 @@ schema, so a field added here reaches every output or none.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from ..config import QUALITY_GRADES, AnswerSettings
 from ..detect.face import Face
 from ..inference.calibration import age_check
-from ..inference.predictor import GenderReadout, Prediction
+from ..inference.predictor import AgeReadout, GenderReadout, Prediction
 from .quality import QUALITY_COLUMN_TYPES, Quality
 
 if TYPE_CHECKING:  # pandas is imported where frames are made: writing a CSV needs none
@@ -35,7 +34,7 @@ TEXT_COLUMNS = tuple(name for name, kind in COLUMN_TYPES.items() if kind is str)
 
 
 @dataclass(frozen=True)
-class FaceResult(GenderReadout):
+class FaceResult(GenderReadout, AgeReadout):
     """One face in a photo or frame: where it is and what the model says about it.
 
     `number` counts faces from 1 in the order they are reported (by detection score; in live
@@ -63,16 +62,6 @@ class FaceResult(GenderReadout):
     status: str = "ok"
     age_threshold: float | None = None
     age_check: str | None = None
-
-    @property
-    def age_years(self) -> int:
-        """The age as people read it: `age` rounded half up (31.5 -> 32), the same everywhere."""
-        return int(math.floor(self.age + 0.5))
-
-    @property
-    def age_text(self) -> str:
-        """"25-31" when there is an interval, else the point age "28"."""
-        return str(self.age_years) if self.age_low is None else f"{self.age_low}-{self.age_high}"
 
     def label(self, show_probability: bool = False) -> str:
         """"1 female, 28 (25-31)": the point age and its range (with the gender's probability

@@ -9,6 +9,7 @@ two can only differ by their arithmetic.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -43,8 +44,27 @@ class GenderReadout:
         return max(self.p_female, 1.0 - self.p_female)
 
 
+class AgeReadout:
+    """The age as people read it, for anything with an `age` and an optional range
+    `age_low`-`age_high` (predictions, faces, people in a video): one rounding everywhere."""
+
+    age: float
+    age_low: int | None
+    age_high: int | None
+
+    @property
+    def age_years(self) -> int:
+        """`age` rounded half up (31.5 -> 32), the same everywhere."""
+        return int(math.floor(self.age + 0.5))
+
+    @property
+    def age_text(self) -> str:
+        """"25-31" when there is a range, else the point age "28"."""
+        return str(self.age_years) if self.age_low is None else f"{self.age_low}-{self.age_high}"
+
+
 @dataclass(frozen=True)
-class Prediction(GenderReadout):
+class Prediction(GenderReadout, AgeReadout):
     """The model's answer for one face crop; the age interval (whole years, inclusive) only
     when the model has a calibration (`core.inference.calibration`)."""
 

@@ -40,7 +40,7 @@ from ..batch.spreadsheet import safe_cell
 from ..config import QUALITY_GRADES, AnswerSettings
 from ..detect.face import Face
 from ..inference.calibration import age_check
-from ..inference.predictor import GenderReadout, Prediction
+from ..inference.predictor import AgeReadout, GenderReadout, Prediction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,7 +72,7 @@ PERSON_COLUMNS = list(PERSON_COLUMN_TYPES)
 
 
 @dataclass(frozen=True)
-class PersonResult(GenderReadout):
+class PersonResult(GenderReadout, AgeReadout):
     """One person in a video: when they were in view, and the aggregate of the model's readings.
 
     `frames_seen` counts the frames their box is on; `readings` the model's readings of their
@@ -102,14 +102,6 @@ class PersonResult(GenderReadout):
     y: int
     w: int
     h: int
-
-    @property
-    def age_years(self) -> int:
-        return int(math.floor(self.age + 0.5))
-
-    @property
-    def age_text(self) -> str:
-        return str(self.age_years) if self.age_low is None else f"{self.age_low}-{self.age_high}"
 
     def row(self) -> dict:
         """The person as an output row: exactly PERSON_COLUMNS, in their order."""

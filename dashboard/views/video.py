@@ -21,7 +21,7 @@ import streamlit as st
 
 from core.video.reader import VideoError, VideoInfo
 from core.video.recorded import VideoOutputs, VideoRun, VideoSettings, analyse_video, detector_use
-from dashboard import access, charts, components, people, state
+from dashboard import access, capacity, charts, components, people, state
 
 UPLOAD, SERVER = "Upload a video", "A video on the server"
 VIDEO_TYPES = ("mp4", "mov", "m4v", "mkv", "webm", "avi")
@@ -68,7 +68,7 @@ def choose_video():
     if not typed:
         return None, None
     try:
-        path = access.server_path(typed, roots, "file")
+        path = state.shared_path(typed, "file")
     except access.PathRefused as exc:
         st.error(f"Video {exc}.")
         return None, None
@@ -89,7 +89,14 @@ def refuse_too_big(info: VideoInfo) -> None:
 
 
 def analyse(upload, server_path: Path | None, choice: str, every: int, answers) -> Analysed | None:
-    """Run the job with a progress bar; the error in words (and None) when the video cannot be read."""
+    """Run the job as one of the server's analyses (like a photo or a batch: a session runs one at
+    a time, the server a few), with a progress bar; the error in words (and None) when the video
+    cannot be read."""
+    with capacity.analysis_slot():
+        return _analyse(upload, server_path, choice, every, answers)
+
+
+def _analyse(upload, server_path: Path | None, choice: str, every: int, answers) -> Analysed | None:
     previous = st.session_state.pop("video_results", None)
     if previous is not None:
         previous.folder.remove()
