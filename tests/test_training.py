@@ -47,7 +47,7 @@ def test_run_folder_holds_a_loadable_model_and_its_test_results(run):
     predictor = Predictor(out)
     assert predictor.image_size == 32 and predictor.config.width == 8
     val_faces = int((split["split"] == "val").sum())
-    assert f"({val_faces} faces)" in predictor.calibration.source  # ranges fitted on validation, tested on test
+    assert f"({val_faces} faces with an exact age" in predictor.calibration.source  # ranges fitted on validation, tested on test
     assert predictions["age_low"].notna().all() and "age_interval" in saved
     settings = json.loads((out / "model.json").read_text())
     assert settings["input"]["size"] == 32 and settings["genders"] == ["male", "female"]
