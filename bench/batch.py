@@ -6,6 +6,11 @@ JSON with the median `images_per_s`. Uses models/default when present, else a th
 untrained model of the default architecture (same cost per face).
 
     .venv/bin/python bench/batch.py [--images 300] [--runs 5] [--detector yunet]
+    .venv/bin/python bench/batch.py --model models/default --model runs/other   # compared in one run
+
+With several `--model`s each run times every model in turn on the same photos, and the JSON holds
+each model's medians and its photos/s as a ratio to the first model's (the comparison to trust on
+a shared machine).
 """
 from __future__ import annotations
 
@@ -35,27 +40,38 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0])
+    parser.add_argument("--model", action="append", type=Path, help="model folder (repeatable; default models/default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp) / "photos", args.images)
-        model_dir, model_kind = model_folder(Path(tmp) / "model")
-        analyzer = FaceAnalyzer(Predictor(model_dir), build_detector(args.detector))
-        analyze_folder(photos, analyzer)  # warm-up: loads caches
-        rates, cpu_ms, found = [], [], 0.0
+        models = [(path, str(path)) for path in args.model] if args.model else [model_folder(Path(tmp) / "model")]
+        detector = build_detector(args.detector)
+        analyzers = [FaceAnalyzer(Predictor(path), detector) for path, _ in models]
+        for analyzer in analyzers:
+            analyze_folder(photos, analyzer)  # warm-up: loads caches
+        rates, cpu_ms, found = [[] for _ in models], [[] for _ in models], [0.0 for _ in models]
         for run in range(args.runs):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            table = analyze_folder(photos, analyzer)
-            rates.append(args.images / (time.perf_counter() - start))
-            cpu_ms.append((time.process_time() - cpu_start) * 1000 / args.images)
-            found = (table["status"] == "ok").groupby(table["file"]).any().mean()
-            print(f"run {run + 1}: {rates[-1]:.1f} images/s, {cpu_ms[-1]:.1f} CPU ms per image, "
-                  f"face found in {found:.1%} of photos", file=sys.stderr)
+            for index, analyzer in enumerate(analyzers):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                table = analyze_folder(photos, analyzer)
+                rates[index].append(args.images / (time.perf_counter() - start))
+                cpu_ms[index].append((time.process_time() - cpu_start) * 1000 / args.images)
+                found[index] = (table["status"] == "ok").groupby(table["file"]).any().mean()
+                print(f"run {run + 1}, {models[index][1]}: {rates[index][-1]:.1f} images/s, {cpu_ms[index][-1]:.1f} CPU ms "
+                      f"per image, face found in {found[index]:.1%} of photos", file=sys.stderr)
     # On a shared machine wall-clock rates are noisy; CPU time per image says what the cores
     # could do if they were ours alone.
-    print(json.dumps({"images_per_s": round(statistics.median(rates), 1), "runs": [round(r, 1) for r in rates],
-                      "cpu_ms_per_image": round(statistics.median(cpu_ms), 1),
-                      "images": args.images, "photo": "640x480 JPEG, one face", "face_found": round(float(found), 3),
-                      "model": model_kind, "detector": args.detector, "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)}))
+    results = [{"images_per_s": round(statistics.median(r), 1), "runs": [round(x, 1) for x in r],
+                "cpu_ms_per_image": round(statistics.median(c), 1), "face_found": round(float(f), 3), "model": kind}
+               for r, c, f, (_, kind) in zip(rates, cpu_ms, found, models)]
+    common = {"images": args.images, "photo": "640x480 JPEG, one face", "detector": args.detector,
+              "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)}
+    if len(results) == 1:
+        print(json.dumps({**results[0], **common}))
+    else:
+        for result, r in zip(results, rates):
+            result["ratio_to_first"] = round(statistics.median(a / b for a, b in zip(r, rates[0])), 3)
+        print(json.dumps({"models": results, **common}))
 
 
 def make_photos(folder: Path, count: int) -> Path:

@@ -73,6 +73,31 @@ def chromium(profile: Path, width: int = 1500, height: int = 2200, extra_flags: 
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
+@contextmanager
+def chromium_session(profile: Path, width: int, height: int, extra_flags: tuple[str, ...] = (),
+                     page_load_timeout: float = 30):
+    """`chromium(...)` that is quit and whose profile folder is removed however the test ends."""
+    driver = chromium(profile, width, height, extra_flags)
+    driver.set_page_load_timeout(page_load_timeout)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_until(condition, seconds: float, message: str):
+    """`condition()`'s first truthy value, polled every half second; fails with `message` after
+    `seconds`."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(message)
+
+
 def wait_until_idle(driver, timeout: float = 60) -> None:
     """Until the script run is over and the page stopped changing (charts drawn)."""
     deadline = time.monotonic() + timeout

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from testkit.faces import ASTRONAUT
+from testkit.faces import ASTRONAUT, background, feather_mask
 
 ASTRONAUT_FACE = (133, 35, 180)  # x, y, side of the square around her face (hair and chin included)
 # (red, green, blue) gains and mirroring of the astronaut variants: different-looking sprites
@@ -117,32 +117,16 @@ def _covered(cx: float, face: float, pillar: Pillar, width: int) -> float:
     return overlap / face
 
 
-def backdrop(width: int, height: int, seed: int) -> np.ndarray:
-    """A smooth, blotchy room-like backdrop with fine grain (flat grey would be too easy)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(40, 200, size=(6, 8, 3), dtype=np.uint8)
-    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    grain = rng.normal(0, 6, size=(height, width, 3))
-    return np.clip(smooth + grain, 0, 255).astype(np.uint8)
-
-
-def _mask(size: int) -> np.ndarray:
-    """Soft elliptical alpha: pasted faces have no hard square edge."""
-    mask = np.zeros((size, size), np.float32)
-    cv2.ellipse(mask, (size // 2, size // 2), (int(size * 0.46), int(size * 0.5)), 0, 0, 360, 1.0, -1)
-    return cv2.GaussianBlur(mask, (0, 0), size * 0.04)[:, :, None]
-
-
 def render(clip: Clip, faces: list[np.ndarray]) -> Iterator[tuple[np.ndarray, list[int]]]:
     """The clip's frames (RGB) and, for each, the walkers whose face is in view (in the picture
     and less than half hidden)."""
     sprites = {}
     for walker in clip.walkers:
         if walker.size not in sprites:
-            sprites[walker.size] = _mask(walker.size)
+            sprites[walker.size] = feather_mask(walker.size)
     scaled = {(i, size): cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
               for i, face in enumerate(faces) for size in sprites}
-    backdrops = [backdrop(clip.width, clip.height, clip.seed + scene) for scene in range(len(clip.cuts) + 1)]
+    backdrops = [background(clip.width, clip.height, clip.seed + scene, brightest=200) for scene in range(len(clip.cuts) + 1)]
     post = np.array([90, 80, 70], np.float32)
     for index in range(clip.frames):
         t = index / clip.fps

@@ -161,13 +161,21 @@ def clear_faces(folder: Path, count: int, detector, gender: int | None = None, s
     raise AssertionError(f"fewer than {count} clear faces among {4 * count} crops")
 
 
-def background(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A photo-like backdrop: smooth colour blotches plus sensor noise, no faces."""
+def background(width: int, height: int, seed: int = 0, brightest: int = 220) -> np.ndarray:
+    """A photo-like backdrop: smooth colour blotches plus sensor noise, no faces (flat grey
+    would make detection unrealistically easy)."""
     rng = np.random.default_rng(seed)
-    blotches = cv2.resize(rng.integers(40, 220, (6, 8, 3), dtype=np.uint8), (width, height),
+    blotches = cv2.resize(rng.integers(40, brightest, (6, 8, 3), dtype=np.uint8), (width, height),
                           interpolation=cv2.INTER_CUBIC)
     noise = rng.normal(0, 6, (height, width, 3))
     return np.clip(blotches + noise, 0, 255).astype(np.uint8)
+
+
+def feather_mask(size: int) -> np.ndarray:
+    """Soft elliptical alpha (size x size x 1): pasted faces have no hard square edge."""
+    mask = np.zeros((size, size), np.float32)
+    cv2.ellipse(mask, (size // 2, size // 2), (int(size * 0.46), int(size * 0.5)), 0, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(mask, (0, 0), size * 0.04)[:, :, None]
 
 
 def paste(canvas: np.ndarray, crop: np.ndarray, centre: tuple[float, float], side: float,

@@ -13,6 +13,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from testkit.faces import background, feather_mask
+
 WIDTH, HEIGHT = 640, 480
 
 
@@ -44,22 +46,6 @@ def pick_faces(utkface_dir: Path, count: int, seed: int = 0) -> list[np.ndarray]
     return [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in chosen]
 
 
-def background(seed: int = 0) -> np.ndarray:
-    """A smooth, blotchy room-like backdrop: flat grey would be unrealistically easy."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(40, 200, size=(6, 8, 3), dtype=np.uint8)
-    smooth = cv2.resize(coarse, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
-    grain = rng.normal(0, 6, size=(HEIGHT, WIDTH, 3))
-    return np.clip(smooth + grain, 0, 255).astype(np.uint8)
-
-
-def _feather_mask(size: int) -> np.ndarray:
-    """Soft elliptical alpha so pasted faces have no hard square edge."""
-    mask = np.zeros((size, size), np.float32)
-    cv2.ellipse(mask, (size // 2, size // 2), (int(size * 0.46), int(size * 0.5)), 0, 0, 360, 1.0, -1)
-    return cv2.GaussianBlur(mask, (0, 0), size * 0.04)[:, :, None]
-
-
 def scene(faces: list[np.ndarray], frames: int, size: int = 150, speed: float = 5.0,
           appear_every: int = 0, seed: int = 0) -> Iterator[tuple[np.ndarray, list[SceneFace]]]:
     """Frames (640x480 RGB) with the faces moving left and right, bouncing off the edges.
@@ -68,10 +54,10 @@ def scene(faces: list[np.ndarray], frames: int, size: int = 150, speed: float = 
     frame i * appear_every, so the face count grows over the clip.
     """
     rng = np.random.default_rng(seed)
-    base = background(seed)
+    base = background(WIDTH, HEIGHT, seed, brightest=200)
     lane = HEIGHT // max(1, len(faces))
     size = min(size, lane)
-    mask = _feather_mask(size)
+    mask = feather_mask(size)
     sprites = [cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) for face in faces]
     starts = rng.uniform(0, WIDTH - size, len(faces))
     directions = rng.choice([-1.0, 1.0], len(faces))

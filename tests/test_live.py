@@ -24,8 +24,8 @@ from core.detect.blazeface import BlazeFaceDetector
 from core.imaging.boxes import iou
 from core.video.live import FrameProcessor, LiveSettings
 from core.video.tracking import IouTracker
-from testkit.faces import astronaut_crops
-from testkit.video import background, scene
+from testkit.faces import astronaut_crops, background
+from testkit.video import HEIGHT, WIDTH, scene
 
 LIVE_DETECTOR = detector_for("live")  # as the live page gets it (dashboard.state)
 
@@ -179,7 +179,7 @@ def test_smoothing_steadies_the_labels(clip, predictor):
 def test_a_missed_detection_keeps_the_track_but_a_long_absence_ends_it(clip, predictor):
     processor = FrameProcessor(FaceAnalyzer(predictor, LIVE_DETECTOR), LiveSettings(detect_every=1, max_missed=3))
     frames = [frame for frame, _ in clip]
-    empty = background(seed=5)
+    empty = background(WIDTH, HEIGHT, seed=5, brightest=200)
     ids = lambda states: sorted(s.track_id for s in states)  # noqa: E731
     first = ids(run(processor, frames[:6])[-1])
     assert run(processor, [empty, empty]) == [[], []]  # two frames without faces (< max_missed)

@@ -5,14 +5,13 @@ frames that came back. Skips without /usr/bin/chromium, /usr/bin/chromedriver or
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from core.config import PROJECT_ROOT
-from testkit.browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server
+from testkit.browser import CHROMEDRIVER, CHROMIUM, chromium_session, dashboard_server, wait_until
 from testkit.faces import astronaut_crops
 from testkit.video import scene, write_y4m
 
@@ -39,28 +38,13 @@ def server(tiny_model_dir, tmp_path):
     print((tmp_path / "streamlit.log").read_text()[-3000:])  # shown by pytest on failure
 
 
-def wait_until(condition, seconds: float, message: str):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(message)
-
-
 @pytest.fixture
 def browser(fake_camera, tmp_path):
     pytest.importorskip("selenium.webdriver")
-    driver = chromium(tmp_path / "chromium-profile", 1280, 1400,
-                      ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                       f"--use-file-for-fake-video-capture={fake_camera}"))
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium_session(tmp_path / "chromium-profile", 1280, 1400,
+                          ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                           f"--use-file-for-fake-video-capture={fake_camera}")) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
 def metrics(driver) -> dict[str, str]:

@@ -5,12 +5,9 @@ Skips without chromium, chromedriver or selenium.
 """
 from __future__ import annotations
 
-import shutil
-import time
-
 import pytest
 
-from testkit.browser import CHROMEDRIVER, CHROMIUM, chromium, dashboard_server, wait_until_idle
+from testkit.browser import CHROMEDRIVER, CHROMIUM, chromium_session, dashboard_server, wait_until, wait_until_idle
 from testkit.clips import astronaut_faces, entrance, write_clip
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
@@ -28,23 +25,9 @@ def server(tiny_model_dir, tmp_path):
 @pytest.fixture
 def browser(tmp_path):
     pytest.importorskip("selenium.webdriver")
-    driver = chromium(tmp_path / "chromium-profile", 1400, 2400, ("--autoplay-policy=no-user-gesture-required",))
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium_session(tmp_path / "chromium-profile", 1400, 2400, ("--autoplay-policy=no-user-gesture-required",),
+                          page_load_timeout=60) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
-
-
-def wait_until(condition, seconds: float, message: str):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(message)
 
 
 def test_an_uploaded_video_comes_back_as_people_and_a_playing_annotated_video(server, browser, tmp_path):
