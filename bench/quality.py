@@ -4,7 +4,7 @@ On the model's VALIDATION split (the test split stays untouched for the model ca
 
 - small, blurry, dark, bright: every crop is degraded step by step (shrunk to s px and blown up
   again as a small face in a photo is; Gaussian blur; brightness scaled down or up), the quality
-  measure is taken on the model's crop exactly as `core.analysis.quality.measure` does, and the age MAE,
+  measure is taken on a crop of MEASURE_SIDE px exactly as the photo pipeline does, and the age MAE,
   gender accuracy and 80 % interval coverage are reported per bin of the measure;
 - turned: each crop goes through the photo pipeline (BlazeFace, alignment), binned by the
   estimated yaw; tilted: crops are rotated, then detected and aligned (roll as measured);
@@ -31,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.analysis.pipeline import FaceAnalyzer  # noqa: E402
-from core.analysis.quality import MAX_YAW, crop_measures  # noqa: E402
+from core.analysis.quality import MAX_YAW, MEASURE_SIDE, crop_measures  # noqa: E402
 from core.config import DEFAULT_DATASET_DIR, DEFAULT_MODEL_DIR
 from core.data.datasets import load_dataset, select_split  # noqa: E402
 from core.detect.blazeface import BlazeFaceDetector  # noqa: E402
@@ -73,7 +73,7 @@ def read(analyzer: FaceAnalyzer, crops: np.ndarray, table: pd.DataFrame) -> pd.D
     size = analyzer.predictor.image_size
     inputs = np.stack([resize_square(c, size) for c in crops])
     predictions = analyzer.predict(inputs)
-    measures = np.array([crop_measures(c) for c in inputs])
+    measures = np.array([crop_measures(resize_square(c, MEASURE_SIDE)) for c in crops])  # as the pipeline measures
     return pd.DataFrame({"age_true": table["age"].to_numpy(), "gender_true": [GENDERS[g] for g in table["gender"]],
                          "age_pred": [p.age for p in predictions], "gender_pred": [p.gender for p in predictions],
                          "age_low": [p.age_low for p in predictions], "age_high": [p.age_high for p in predictions],

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analysis.pipeline import FaceAnalyzer
-from core.analysis.quality import MIN_SHARPNESS, Quality, measure, roll_of, yaw_of
+from core.analysis.pipeline import FaceAnalyzer, FaceFinder
+from core.analysis.quality import MIN_SHARPNESS, Quality, crop_measures, measure, roll_of, yaw_of
 from core.analysis.results import COLUMNS, FaceResult, face_result
 from core.batch.engine import analyze_images
 from core.cli import main
@@ -96,6 +96,21 @@ def test_answer_settings_refuse_values_out_of_range():
         AnswerSettings(interval=1.2)
     with pytest.raises(ValueError, match="min_quality"):
         AnswerSettings(min_quality="great")
+
+
+def test_quality_is_measured_alike_whatever_the_models_input_size():
+    """The sharpness threshold was set on 48 px crops; a 64 px model must not call more faces
+    blurry (the Laplacian's variance of one face falls as it is sampled finer)."""
+    from core.detect import build_detector
+    from core.imaging.files import load_image
+    from testkit.faces import ASTRONAUT
+
+    photo = cv2.resize(load_image(ASTRONAUT), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    found = {side: FaceFinder(build_detector(), side).find_in(photo) for side in (48, 64, 96)}
+    assert all(len(f.faces) == 1 for f in found.values()) and found[64].crops.shape[1] == 64
+    sharpness = {side: f.qualities[0].sharpness for side, f in found.items()}
+    assert sharpness[48] == sharpness[64] == sharpness[96] > 0
+    assert crop_measures(found[64].crops[0])[0] < 0.95 * sharpness[48]  # what the 64 px crop alone would say
 
 
 def test_quality_sees_blur_darkness_and_pose():

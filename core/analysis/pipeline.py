@@ -23,7 +23,7 @@ from ..detect.face import Face
 from ..imaging.files import ImageError, ImageSource, decode_image
 from ..imaging.pixels import as_rgb_uint8, fit_within, resize_square
 from ..inference.predictor import Prediction, Predictor
-from .quality import Quality
+from .quality import MEASURE_SIDE, Quality
 from .quality import measure as measure_quality
 from .results import DEFAULT_ANSWERS, FaceResult, face_result
 
@@ -84,18 +84,22 @@ class FaceFinder:
             batch[i] = resize_square(image, size) if face is None else align_face(image, face, size)
         return batch
 
-    @staticmethod
-    def measure(faces: Sequence[Face | None], crops: np.ndarray, shape: tuple, scale: float = 1.0,
-                image: np.ndarray | None = None) -> list[Quality]:
-        """The quality of each face from its crop (see `core.analysis.quality`); with the image,
-        faces the detector was unsure of are confirmed by a second detector."""
-        return [measure_quality(face, crop, shape, scale, image) for face, crop in zip(faces, crops)]
+    def measure(self, faces: Sequence[Face | None], crops: np.ndarray, image: np.ndarray, scale: float = 1.0,
+                confirm: bool = True) -> list[Quality]:
+        """The quality of each face (see `core.analysis.quality`), from its crop when the model's
+        input has the side the measures were set at, else from one aligned at that side; with
+        `confirm`, faces the detector was unsure of are confirmed by a second detector."""
+        if self.crop_size != MEASURE_SIDE:
+            crops = [resize_square(image, MEASURE_SIDE) if face is None else align_face(image, face, MEASURE_SIDE)
+                     for face in faces]
+        return [measure_quality(face, crop, image.shape, scale, image if confirm else None)
+                for face, crop in zip(faces, crops)]
 
     def find_in(self, image: np.ndarray, scale: float = 1.0, min_score: float | None = None) -> FoundFaces:
         """The per-photo step on a loaded image (see `load_photo` for `scale`)."""
         faces = self.detect(image, min_score)
         crops = self.align(image, faces)
-        return FoundFaces(faces, crops, self.measure(faces, crops, image.shape, scale, image), image.shape, scale)
+        return FoundFaces(faces, crops, self.measure(faces, crops, image, scale), image.shape, scale)
 
     def find(self, source: Photo, min_score: float | None = None) -> FoundFaces:
         """The per-photo step on a file, encoded bytes or array, loaded as every entry point loads

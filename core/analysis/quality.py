@@ -6,6 +6,9 @@ read worse. Each measure has a threshold past which the error measured by `bench
 a face past any of them is `poor`, with the reasons in `issues`. The thresholds and the curves
 they come from are in the model card. Measures are taken on the model's own aligned crop where
 they concern pixels (what the model sees), and on the detection where they concern geometry.
+Pixel measures are taken at MEASURE_SIDE whatever the model's input: the Laplacian's variance of
+the same face falls as it is sampled finer, so a 64 px crop would read as blurrier than the 48 px
+crops the thresholds were set on (`core.analysis.pipeline.FaceFinder.measure` aligns one).
 
 A detector can also find a "face" with none of a face's features, the back of a head above all
 (YuNet puts its five points on a hair bun with a score of 0.75). So a face the detector was not
@@ -37,6 +40,7 @@ MAX_CLIPPED = 0.24  # share of the crop's pixels burnt to white; 0.24-0.38: MAE 
 MAX_YAW = 20.0  # degrees, as estimated from the eyes (see `yaw_of`); 20-30: MAE 7.09
 MAX_ROLL = 60.0  # degrees; alignment levels the eyes: up to 60 (as far as measured) MAE stays 5.1-5.8
 CLIPPED_FROM = 247  # grey levels counted as burnt to white
+MEASURE_SIDE = 48  # side of the aligned crop the pixel measures are taken on, as when they were derived
 FRONTAL_EYES_TO_WIDTH = 0.44  # eye distance / box width of frontal faces (UTKFace median, core.detect.align)
 NOSE_DEPTH = 0.55  # nose tip in front of the eyes, in eye distances (adult head proportions)
 CONFIRM_BELOW = 0.9  # detection score under which a good face needs a second detector's word (real faces: 0.88-0.94)

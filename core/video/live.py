@@ -199,7 +199,7 @@ class FrameProcessor:
             faces = [t.face for t in due]
             crops = self.analyzer.align(frame, faces)
             for track, prediction, quality in zip(due, self.analyzer.predict(crops),
-                                                  self.analyzer.measure(faces, crops, frame.shape)):
+                                                  self.analyzer.measure(faces, crops, frame, confirm=False)):
                 track.add_prediction(prediction, quality)
                 self._people.read(track.track_id, prediction, quality, track.face, index, time_s, frame)
         return tracks
