@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import AnswerSettings
 from ..detect import Detector
-from ..detect.align import align_face
+from ..detect.align import align_face_sizes
 from ..detect.face import Face
 from ..imaging.files import ImageError, ImageSource, decode_image
 from ..imaging.pixels import as_rgb_uint8, fit_within, resize_square
@@ -78,28 +78,35 @@ class FaceFinder:
 
     def align(self, image: np.ndarray, faces: Sequence[Face | None]) -> np.ndarray:
         """The model's input batch: one aligned crop per face."""
-        size = self.crop_size
-        batch = np.empty((len(faces), size, size, 3), np.uint8)
-        for i, face in enumerate(faces):
-            batch[i] = resize_square(image, size) if face is None else align_face(image, face, size)
-        return batch
+        return self.views(image, faces)[0]
 
-    def measure(self, faces: Sequence[Face | None], crops: np.ndarray, image: np.ndarray, scale: float = 1.0,
+    def views(self, image: np.ndarray, faces: Sequence[Face | None]) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input batch and the crops quality is measured on (MEASURE_SIDE px: the
+        side its thresholds were set at; the same array when the model's input has that side),
+        both from one warp per face."""
+        sizes = (self.crop_size,) if self.crop_size == MEASURE_SIDE else (self.crop_size, MEASURE_SIDE)
+        batches = [np.empty((len(faces), size, size, 3), np.uint8) for size in sizes]
+        for i, face in enumerate(faces):
+            crops = ([resize_square(image, size) for size in sizes] if face is None
+                     else align_face_sizes(image, face, sizes))
+            for batch, crop in zip(batches, crops):
+                batch[i] = crop
+        return batches[0], batches[-1]
+
+    @staticmethod
+    def measure(faces: Sequence[Face | None], measured: np.ndarray, image: np.ndarray, scale: float = 1.0,
                 confirm: bool = True) -> list[Quality]:
-        """The quality of each face (see `core.analysis.quality`), from its crop when the model's
-        input has the side the measures were set at, else from one aligned at that side; with
-        `confirm`, faces the detector was unsure of are confirmed by a second detector."""
-        if self.crop_size != MEASURE_SIDE:
-            crops = [resize_square(image, MEASURE_SIDE) if face is None else align_face(image, face, MEASURE_SIDE)
-                     for face in faces]
+        """The quality of each face (see `core.analysis.quality`) from its `measured` crop (the
+        second of `views`); with `confirm`, faces the detector was unsure of are confirmed by a
+        second detector."""
         return [measure_quality(face, crop, image.shape, scale, image if confirm else None)
-                for face, crop in zip(faces, crops)]
+                for face, crop in zip(faces, measured)]
 
     def find_in(self, image: np.ndarray, scale: float = 1.0, min_score: float | None = None) -> FoundFaces:
         """The per-photo step on a loaded image (see `load_photo` for `scale`)."""
         faces = self.detect(image, min_score)
-        crops = self.align(image, faces)
-        return FoundFaces(faces, crops, self.measure(faces, crops, image, scale), image.shape, scale)
+        crops, measured = self.views(image, faces)
+        return FoundFaces(faces, crops, self.measure(faces, measured, image, scale), image.shape, scale)
 
     def find(self, source: Photo, min_score: float | None = None) -> FoundFaces:
         """The per-photo step on a file, encoded bytes or array, loaded as every entry point loads

@@ -57,12 +57,18 @@ def align_face(image: np.ndarray, face: Face, size: int) -> np.ndarray:
     It is warped at UTKFace's own 200 px and then area-resized, as training crops were, so small
     model inputs see the same smoothing in photos as in training; faces much larger than that
     are area-shrunk first, since a plain warp would alias them."""
-    work = max(size, CROP_SIZE)
+    return align_face_sizes(image, face, (size,))[0]
+
+
+def align_face_sizes(image: np.ndarray, face: Face, sizes: tuple[int, ...]) -> list[np.ndarray]:
+    """`align_face` at several sizes from one warp (e.g. the model's input and the side quality
+    is measured at), each exactly as `align_face` makes it."""
+    work = max(*sizes, CROP_SIZE)
     matrix = alignment_matrix(face, work)
     image, matrix = _preshrunk(image, matrix, work)
     crop = cv2.warpAffine(image, matrix, (work, work), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-    return crop if work == size else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return [crop if work == size else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA) for size in sizes]
 
 
 def _preshrunk(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

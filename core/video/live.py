@@ -197,9 +197,9 @@ class FrameProcessor:
         due = [t for t in tracks if t.needs_prediction(settings.refresh_every)]
         if due:  # one model call for all faces of the frame that need a fresh prediction
             faces = [t.face for t in due]
-            crops = self.analyzer.align(frame, faces)
+            crops, measured = self.analyzer.views(frame, faces)
             for track, prediction, quality in zip(due, self.analyzer.predict(crops),
-                                                  self.analyzer.measure(faces, crops, frame, confirm=False)):
+                                                  self.analyzer.measure(faces, measured, frame, confirm=False)):
                 track.add_prediction(prediction, quality)
                 self._people.read(track.track_id, prediction, quality, track.face, index, time_s, frame)
         return tracks
