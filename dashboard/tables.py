@@ -30,10 +30,12 @@ def named(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def filter_faces(table: pd.DataFrame, ages: tuple[int, int], genders: Iterable[str],
-                 races: Iterable[str]) -> pd.DataFrame:
-    """Rows of a `named` table within the age range (inclusive; rows without an age are kept:
-    they are in no range and left out of age charts) and the chosen genders and races."""
-    in_range = table["age"].between(*ages) | (table["age"] < 0)
+                 races: Iterable[str], keep_unknown_age: bool = True) -> pd.DataFrame:
+    """Rows of a `named` table within the age range (inclusive) and the chosen genders and races.
+    Rows without an age are in no range: they are kept only with `keep_unknown_age` (the page
+    passes it while the range is the whole range, so narrowing the ages shows only faces known
+    to be of those ages) and are left out of age charts either way."""
+    in_range = table["age"].between(*ages) | ((table["age"] < 0) & keep_unknown_age)
     keep = in_range & table["gender"].isin(list(genders)) & table["race"].isin(list(races))
     return table[keep]
 

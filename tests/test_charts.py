@@ -38,6 +38,14 @@ def test_filter_faces_is_inclusive_and_combines_filters(faces):
     assert tables.filter_faces(faces, (0, 120), [], RACE_NAMES).empty
 
 
+def test_faces_without_an_age_show_only_while_the_age_range_is_whole(faces):
+    ageless = faces.assign(age=[-1, *faces["age"][1:]])  # f0.jpg: a source that gives gender only
+    everyone = tables.filter_faces(ageless, (0, 120), ["male", "female"], RACE_NAMES)
+    assert "f0.jpg" in set(everyone["file"]) and len(everyone) == len(faces)
+    narrowed = tables.filter_faces(ageless, (0, 120), ["male", "female"], RACE_NAMES, keep_unknown_age=False)
+    assert set(narrowed["file"]) == set(faces["file"]) - {"f0.jpg"}
+
+
 def test_bands_within_an_age_range():
     assert tables.bands_within((0, 120)) == ["0-12", "13-19", "20-39", "40-59", "60+"]
     assert tables.bands_within((13, 39)) == ["13-19", "20-39"] and tables.bands_within((12, 13)) == ["0-12", "13-19"]

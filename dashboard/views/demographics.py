@@ -23,7 +23,7 @@ with st.container(border=True):
     genders = right.multiselect("Gender", offered, default=offered, key=f"demo_genders:{scope}")
     present = [race for race in RACE_NAMES if race in set(faces["race"])]
     races = st.multiselect("Race", present, default=present, key=f"demo_races:{scope}")
-shown = tables.filter_faces(faces, ages, genders, races)
+shown = tables.filter_faces(faces, ages, genders, races, keep_unknown_age=ages == (youngest, oldest))
 
 columns = st.columns(4)
 columns[0].metric("Faces shown", f"{len(shown):,}", help=f"of {len(faces):,} in the dataset")
