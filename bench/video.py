@@ -224,11 +224,11 @@ def box_share(faces: list[np.ndarray]) -> float:
     that the faces measure 48 and 70 px as a detector sees them."""
     from core.detect import build_detector
     from core.imaging.pixels import resize_square
-    from testkit.clips import backdrop
+    from testkit.faces import background
 
     detector, shares = build_detector("yunet"), []
     for face in faces:
-        frame = backdrop(640, 480, 0)
+        frame = background(640, 480, 0, brightest=200)
         frame[140:340, 220:420] = resize_square(face, 200)
         found = detector.detect(frame)
         if found:
