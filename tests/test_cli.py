@@ -57,9 +57,11 @@ def test_ctrl_c_in_a_batch_says_interrupted_and_keeps_whole_rows(tmp_path, tiny_
     for i in range(3000):  # enough that even a fast run on an idle machine is still going when Ctrl-C comes
         Image.fromarray(synthetic_face(30, i % 2, size=48, seed=i % 50)).save(tmp_path / "in" / f"p{i:04d}.png")
     out = tmp_path / "rows.csv"
+    # started with SIGINT ignored, as `cmd &` without job control (and a server started so) passes
+    # it down: the command must still stop on it (the dashboard's Stop sends SIGINT)
     run = subprocess.Popen([sys.executable, "-m", "core", "batch", str(tmp_path / "in"), "--out", str(out), "--model",
                             str(tiny_model_dir), "--aligned"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.monotonic() + 120
     while (not out.exists() or len(out.read_text().splitlines()) < 130) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from . import batch, evaluate, predict, train, video
@@ -38,6 +40,7 @@ def _program() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    _stop_on_ctrl_c()
     warnings.simplefilter("ignore", DeprecationWarning)  # libraries' deprecations are not the user's business
     warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
     from ..runs import ModelError
@@ -51,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _stop_on_ctrl_c() -> None:
+    """Make SIGINT stop the command cleanly even when it was started with SIGINT ignored, as a
+    shell without job control starts `cmd &` and passes down to everything it runs: the
+    dashboard stops a training run with SIGINT, and a server started in the background would
+    otherwise start runs that cannot be stopped. Only the main thread may set handlers."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _fail(message: str, code: int) -> int:
