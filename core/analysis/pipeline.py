@@ -6,7 +6,7 @@ Two steps, so that every entry point runs the same code in the way that suits it
 - `FaceAnalyzer.read` (per group of photos): one batched model call for all their faces, then
   each face's answers (`core.analysis.results.face_result`).
 `FaceAnalyzer.analyze_photo` is both for one photo. Live video calls the finer steps (`detect`,
-`align`, `predict`, `measure`) itself, because it tracks faces between detections. Detectors and
+`views`, `predict`, `measure`) itself, because it tracks faces between detections. Detectors and
 the model are loaded once by the caller and passed in; everything here is thread-safe.
 """
 from __future__ import annotations
@@ -78,20 +78,25 @@ class FaceFinder:
 
     def align(self, image: np.ndarray, faces: Sequence[Face | None]) -> np.ndarray:
         """The model's input batch: one aligned crop per face."""
-        return self.views(image, faces)[0]
+        return self._crops(image, faces, (self.crop_size,))[0]
 
     def views(self, image: np.ndarray, faces: Sequence[Face | None]) -> tuple[np.ndarray, np.ndarray]:
-        """The model's input batch and the crops quality is measured on (MEASURE_SIDE px: the
+        """The model's input batch and the crops quality is measured on (MEASURE_SIDE px, the
         side its thresholds were set at; the same array when the model's input has that side),
         both from one warp per face."""
-        sizes = (self.crop_size,) if self.crop_size == MEASURE_SIDE else (self.crop_size, MEASURE_SIDE)
+        batches = self._crops(image, faces, tuple(dict.fromkeys((self.crop_size, MEASURE_SIDE))))
+        return batches[0], batches[-1]
+
+    @staticmethod
+    def _crops(image: np.ndarray, faces: Sequence[Face | None], sizes: tuple[int, ...]) -> list[np.ndarray]:
+        """One batch per size, each face aligned once for all of them."""
         batches = [np.empty((len(faces), size, size, 3), np.uint8) for size in sizes]
         for i, face in enumerate(faces):
             crops = ([resize_square(image, size) for size in sizes] if face is None
                      else align_face_sizes(image, face, sizes))
             for batch, crop in zip(batches, crops):
                 batch[i] = crop
-        return batches[0], batches[-1]
+        return batches
 
     @staticmethod
     def measure(faces: Sequence[Face | None], measured: np.ndarray, image: np.ndarray, scale: float = 1.0,

@@ -8,7 +8,7 @@ they come from are in the model card. Measures are taken on the model's own alig
 they concern pixels (what the model sees), and on the detection where they concern geometry.
 Pixel measures are taken at MEASURE_SIDE whatever the model's input: the Laplacian's variance of
 the same face falls as it is sampled finer, so a 64 px crop would read as blurrier than the 48 px
-crops the thresholds were set on (`core.analysis.pipeline.FaceFinder.measure` aligns one).
+crops the thresholds were set on (`core.analysis.pipeline.FaceFinder.views` aligns one).
 
 A detector can also find a "face" with none of a face's features, the back of a head above all
 (YuNet puts its five points on a hair bun with a score of 0.75). So a face the detector was not
