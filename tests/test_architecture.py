@@ -1,6 +1,8 @@
 """The shape of the code, read from its imports (AST, nothing is run): imports among `core`'s
 modules run one way (no circle, counting imports inside functions), only the training package
-imports TensorFlow, and no module takes a `_private` name from another.
+imports TensorFlow, no module takes a `_private` name from another, and every name taken from a
+project module exists there (an import inside a function runs only when it is called, so a name
+renamed away would otherwise break a bench or a page only on the day someone runs it).
 
 Each rule is checked by a function over a map {module: imported modules} so that the tests can
 also show the rule failing on a made-up map."""
@@ -129,6 +131,47 @@ def private_names_taken(files: list[Path]) -> list[str]:
     return wrong
 
 
+PROJECT_PACKAGES = ("core", "dashboard", "testkit")
+
+
+def defined_names(path: Path) -> set[str]:
+    """Names a module binds at its top level (definitions, assignments, imports, and what its
+    `__all__` promises), looking into top-level `if`, `try` and `with` blocks."""
+    names: set[str] = set()
+    statements = list(ast.parse(path.read_text()).body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):  # served lazily by __getattr__
+                names.update(n.value for n in ast.walk(node.value) if isinstance(n, ast.Constant))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            statements += [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", []),
+                           *(part for handler in getattr(node, "handlers", []) for part in handler.body)]
+    return names
+
+
+def missing_names(files: list[Path]) -> list[str]:
+    """'file: from module import name' for every name taken from a project module that does not
+    bind it (and is not one of its submodules)."""
+    wrong = []
+    for path in files:
+        for module, names in imports_of(path):
+            if module.split(".")[0] not in PROJECT_PACKAGES or not _is_module(module) or "*" in names:
+                continue
+            target = PROJECT_ROOT / Path(*module.split("."))
+            source = target / "__init__.py" if target.is_dir() else target.with_suffix(".py")
+            wrong += [f"{path.relative_to(PROJECT_ROOT)}: from {module} import {name}"
+                      for name in sorted(set(names) - defined_names(source))]
+    return wrong
+
+
 def test_core_imports_run_one_way():
     assert circles(import_graph(core_modules())) == []
 
@@ -171,3 +214,21 @@ def test_the_private_name_check_catches_one(tmp_path, monkeypatch):
     source.write_text("from core.detect.face import _helper, public\n")
     monkeypatch.setattr(sys.modules[__name__], "PROJECT_ROOT", tmp_path)
     assert private_names_taken([source]) == ["bench/x.py: from core.detect.face import _helper"]
+
+
+def test_every_name_taken_from_a_project_module_exists():
+    files = [path for folder in ("core", "dashboard", "testkit", "bench", "tools", "tests")
+             for path in sorted((PROJECT_ROOT / folder).rglob("*.py")) if "node_modules" not in path.parts]
+    assert missing_names(files) == []
+
+
+def test_the_missing_name_check_catches_one_inside_a_function(tmp_path, monkeypatch):
+    (tmp_path / "testkit").mkdir()
+    (tmp_path / "testkit" / "__init__.py").write_text("")
+    (tmp_path / "testkit" / "clips.py").write_text("from .faces import background\nWIDTH = 640\n\ndef render():\n    pass\n")
+    (tmp_path / "bench").mkdir()
+    source = tmp_path / "bench" / "video.py"
+    source.write_text("from testkit.clips import WIDTH, render, background\n\ndef share():\n"
+                      "    from testkit.clips import backdrop\n")
+    monkeypatch.setattr(sys.modules[__name__], "PROJECT_ROOT", tmp_path)
+    assert missing_names([source]) == ["bench/video.py: from testkit.clips import backdrop"]
