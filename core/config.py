@@ -143,11 +143,18 @@ class Config:
                            path=True, label="Teacher answers file (CSV)")
     teacher_weight: float = _option(0.5, "share of the teacher in each distilled target (0 = labels only, 1 = "
                                          "teacher only); used only with --teacher", low=0.0, high=1.0, label="Teacher weight")
+    teacher_by_confidence: bool = _option(False, "weigh the teacher's gender opinion on each face by how sure it is "
+                                                 "(|2 p_female - 1|), so where it hesitates (babies) the label leads; "
+                                                 "used only with --teacher", label="Weigh the teacher's gender by its confidence")
     embedding_teacher: str = _option("", "feature distillation: .npz of cached face embeddings of the training images "
                                           "(made by tools/teacher_labels.py embed); a training-only head learns to "
                                           "point the same way; empty = off", path=True, label="Teacher embeddings file (.npz)")
     embedding_weight: float = _option(1.0, "weight of the embedding-matching loss (1 - cosine); used only with "
                                            "--embedding-teacher", low=0.0, high=100.0, label="Embedding weight")
+    ema: float = _option(0.0, "average the weights as training goes (exponential moving average, this momentum per "
+                              "step, e.g. 0.999 = about the last 1,000 steps): validation, the saved model and "
+                              "early stopping use the average, which is steadier than the last step's weights; "
+                              "0 = off", low=0.0, high=0.99999, label="Weight averaging (EMA momentum)")
     lr_schedule: str = _option("cosine", "learning-rate schedule: warm-up + cosine decay, or reduce on plateau",
                                choices=LR_SCHEDULES, label="Learning-rate schedule")
     early_stopping_patience: int = 8

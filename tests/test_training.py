@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -257,3 +258,35 @@ def test_a_finished_run_is_replaced_only_when_asked(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
         f"error: nothing to resume in {tmp_path / 'empty'}: no run was started there (train without --resume)"
     assert not (tmp_path / "empty").exists()
+
+
+def test_weight_averaging_saves_and_validates_the_average_not_the_last_step(tmp_path):
+    import keras
+    data = tmp_path / "data"
+    write_utkface_folder(data, n=60)
+    config = CONFIG.replace(epochs=3, ema=0.99)
+    out = tmp_path / "run"
+    train(data, out, config, evaluate_test=False,
+          on_epoch=lambda row: shutil.copy(out / "last.keras", tmp_path / f"last-{row['epoch']}.keras"))
+    assert json.loads((out / "config.json").read_text())["ema"] == 0.99
+
+    def weights(epoch):  # (checkpoint's weights, the optimizer's other copy) after that epoch
+        model = keras.saving.load_model(tmp_path / f"last-{epoch}.keras")
+        return ([np.asarray(v) for v in model.trainable_weights],
+                [np.asarray(v) for v in model.optimizer._model_variables_moving_average])
+
+    def change(before, after):
+        return sum(float(np.abs(a - b).sum()) for a, b in zip(before, after))
+
+    (saved_1, other_1), (saved_2, other_2) = weights(1), weights(2)
+    # an average of ~100 steps moves far less from one epoch (3 steps) to the next than the weights
+    # themselves: the checkpoint holds the average, the optimizer the last step's weights
+    assert change(saved_1, saved_2) < 0.5 * change(other_1, other_2)
+    # the best model (as validated) is an average too: the same weights as that epoch's checkpoint
+    history = pd.read_csv(out / "history.csv")
+    best_epoch = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    checkpoint = keras.saving.load_model(tmp_path / f"last-{best_epoch}.keras")
+    saved = {w.path: np.asarray(w) for w in keras.saving.load_model(out / "model.keras").trainable_weights}
+    assert all(np.allclose(saved[w.path], np.asarray(w)) for w in checkpoint.trainable_weights if w.path in saved)
+    train(data, out, config.replace(epochs=4), resume=True, evaluate_test=False)  # resumes with its averaged weights
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3, 4]

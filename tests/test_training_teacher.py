@@ -179,3 +179,17 @@ def test_a_teacher_may_have_no_opinion_on_one_head(tmp_path):
     targets = build_targets(table, CONFIG.replace(teacher=str(tmp_path / "t.csv")), load_teacher(tmp_path / "t.csv"))
     assert targets.gender == pytest.approx(np.array([[1, 1, 1], [0.3 * 0.4, 1, 0]]))
     assert targets.age == pytest.approx(np.array([[-1, -1, 25, 1, 0.3], [30, 30, 30, 0, 1]]))
+
+
+def test_by_confidence_a_hesitant_teacher_leaves_the_label_and_a_sure_one_mixes_in_fully():
+    table = _table(file=["sure.jpg", "unsure.jpg", "half.jpg", "unlabelled.jpg"], age=[30, 1, 8, 40],
+                   gender=[1, 1, 0, -1], split=["train"] * 4)
+    teacher = pd.DataFrame({"p_female": [0.0, 0.5, 0.75, 0.9], "age": [30.0, 1.0, 8.0, 40.0]},
+                           index=pd.Index(["sure.jpg", "unsure.jpg", "half.jpg", "unlabelled.jpg"], name="file"))
+    config = CONFIG.replace(teacher="t.csv", teacher_by_confidence=True)  # w = 0.3
+    targets = build_targets(table, config, teacher)
+    # share = 0.3 x |2p - 1|: 0.3, 0, 0.15; an unlabelled row learns the opinion at weight 0.3 x 0.8
+    assert targets.gender == pytest.approx(np.array([[0.7, 1, 1], [1, 1, 1], [0.15 * 0.75, 1, 0], [0.9, 0.24, -1]]))
+    assert targets.age[:, 3] == pytest.approx([0.3] * 4)  # ages are mixed as before
+    plain = build_targets(table, config.replace(teacher_by_confidence=False), teacher)
+    assert plain.gender[:, 0] == pytest.approx([0.7, 0.7 + 0.15, 0.3 * 0.75, 0.9])

@@ -136,7 +136,8 @@ def compile_model(model: keras.Model, config: Config) -> None:
     if "embedding" in model.output:
         loss["embedding"], weights["embedding"] = EmbeddingLoss(), config.embedding_weight
     model.compile(
-        optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
+        optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay,
+                                         use_ema=config.ema > 0, ema_momentum=config.ema or 0.99),
         loss=loss, loss_weights=weights,
         metrics={"gender": [GenderAccuracy(name="accuracy")], "age": [AgeMAE()]},
     )

@@ -3,7 +3,11 @@
 Target rows (read by `core.train.losses`):
 - gender: (target, weight, label). `label` is 0/1 or -1 (unknown); `target` is the label, or
   with a teacher (1 - w) x label + w x the teacher's p_female; a row without a gender but with a
-  teacher's opinion learns that opinion at weight w; a row with neither has weight 0.
+  teacher's opinion learns that opinion at weight w; a row with neither has weight 0. With
+  `teacher_by_confidence`, w is scaled per row by the teacher's confidence |2 p_female - 1|:
+  teachers read adults' gender well but hesitate on babies (face-api.js/probe: 67 % right on
+  UTKFace's training faces aged 0-2, 98 % on adults), and a hesitant opinion mixed in at full
+  weight only softens a label that is more likely right.
 - age: (lo, hi, teacher age, teacher share, weight). lo = hi for an exact age, lo < hi for a
   bracket, lo = hi = -1 for none; with a teacher the share is w, and a row without an age but
   with a teacher's age learns that age alone (share 1) at weight w.
@@ -93,10 +97,11 @@ def build_targets(table: pd.DataFrame, config: Config, teacher: pd.DataFrame | N
         age_teacher = np.clip(np.nan_to_num(opinion[:, 1]), 0, config.max_age).astype(np.float32)
         says_gender, says_age = known & ~np.isnan(opinion[:, 0]), known & ~np.isnan(opinion[:, 1])
         has_gender, has_age = gender >= 0, lo >= 0
+        share = w * np.abs(2 * p_teacher - 1) if config.teacher_by_confidence else np.full(n, w, np.float32)
         mix = says_gender & has_gender
-        genders[mix, 0] = (1 - w) * gender[mix] + w * p_teacher[mix]
+        genders[mix, 0] = (1 - share[mix]) * gender[mix] + share[mix] * p_teacher[mix]
         only = says_gender & ~has_gender
-        genders[only, 0], genders[only, 1] = p_teacher[only], w
+        genders[only, 0], genders[only, 1] = p_teacher[only], share[only]
         ages[says_age, 2] = age_teacher[says_age]
         ages[says_age & has_age, 3] = w
         only = says_age & ~has_age

@@ -187,7 +187,10 @@ def train(data: str | Path | pd.DataFrame | Sequence[DataSource], out: str | Pat
     training, steps = make_pipeline(images[parts["train"]], targets[parts["train"]], config, training=True,
                                     weights=weights, first_epoch=initial_epoch)
     validation, _ = make_pipeline(images[parts["val"]], targets[parts["val"]], config, training=False)
-    callbacks = [
+    # With weight averaging the averaged weights are swapped in for validation and at each epoch's end,
+    # so RunRecorder saves them and early stopping judges them; this callback must come first.
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
+    callbacks += [
         RunRecorder(out, config, on_epoch=on_epoch),
         keras.callbacks.EarlyStopping(patience=config.early_stopping_patience, restore_best_weights=True),
         keras.callbacks.LearningRateScheduler(cosine_schedule(config)) if config.lr_schedule == "cosine"
