@@ -178,6 +178,7 @@ def train(data: str | Path | pd.DataFrame | Sequence[DataSource], out: str | Pat
             print(f"{out} has no checkpoint (it stopped before its first epoch finished): training it "
                   f"from epoch 1 with its saved settings and split", flush=True)
         (out / HISTORY_FILE).unlink(missing_ok=True)
+        keras.utils.set_random_seed(config.seed)  # the same settings give the same initial weights and augmentations
         model = build_model(config, 0 if embedding_teacher is None else embedding_teacher.shape[1])
         compile_model(model, config)
     print(f"training on {parts['train'].sum()} images, validating on {parts['val'].sum()}, "
