@@ -5,7 +5,8 @@ mean of their answers (p_female and point age) shows how much of the remaining e
 noise (which averaging removes) and how much every model shares (which only a better recipe or
 more data can remove). Scored exactly as `python -m core evaluate` scores (`core.evaluate`):
 the UTKFace validation and test splits of the first model's split.csv (every model must share
-it) and face-research-lab through the photo pipeline.
+it), and face-research-lab and Adience fold 0 (with its share of ages in the true bracket)
+through the photo pipeline.
 
     .venv/bin/python bench/ensemble.py RUN RUN [RUN ...]
 
@@ -31,7 +32,7 @@ from core.evaluate.metrics import score  # noqa: E402
 from core.inference.predictor import Predictor  # noqa: E402
 from core.labels import gender_of  # noqa: E402
 
-FACE_RESEARCH_LAB = ROOT.parent / "shared" / "datasets" / "face-research-lab"
+PHOTO_SETS = {name: ROOT.parent / "shared" / "datasets" / name for name in ("face-research-lab", "adience-fold0")}
 
 
 def averaged(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -59,18 +60,20 @@ def main() -> None:
         raise SystemExit("error: the models must share one split.csv (same data and seed)")
     utkface = load_dataset(args.utkface)
     sets = {name: select_split(utkface, args.runs[0], name) for name in ("val", "test")}
-    if FACE_RESEARCH_LAB.is_dir():
-        sets["face-research-lab"] = load_dataset(FACE_RESEARCH_LAB)
+    sets.update({name: load_dataset(folder) for name, folder in PHOTO_SETS.items() if folder.is_dir()})
     predictors = [Predictor(run) for run in args.runs]
     results = {}
     for set_name, table in sets.items():
         tables = [evaluate(predictor, table)[1] for predictor in predictors]
         rows = {run.name: score(predictions) for run, predictions in zip(args.runs, tables)}
         rows["mean of all"] = score(averaged(tables))
-        results[set_name] = {name: {"gender_accuracy": round(m["gender_accuracy"] * 100, 2),
-                                    "age_mae": round(m["age_mae"], 2), "n": m["n"]} for name, m in rows.items()}
+        results[set_name] = {name: {"gender_accuracy": round(m["gender_accuracy"] * 100, 2), "n": m["n"],
+                                    **({"age_mae": round(m["age_mae"], 2)} if m.get("age_mae") is not None else {}),
+                                    **({"age_in_bracket": round(m["age_in_bracket"] * 100, 2)} if "age_in_bracket" in m else {})}
+                             for name, m in rows.items()}
         for name, m in results[set_name].items():
-            print(f"{set_name:18s} {name:24s} gender {m['gender_accuracy']:6.2f} %  MAE {m['age_mae']:5.2f}  (n {m['n']})")
+            age = f"in bracket {m['age_in_bracket']:5.2f} %" if "age_in_bracket" in m else f"MAE {m.get('age_mae', float('nan')):5.2f}"
+            print(f"{set_name:18s} {name:24s} gender {m['gender_accuracy']:6.2f} %  {age}  (n {m['n']})")
     print(json.dumps(results))
 
 
