@@ -112,7 +112,7 @@ class Config:
     image_size: int = _option(48, "input side in pixels", low=16, high=256, label="Input size (pixels)")
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    seed: int = _option(42, "seed of the split and the shuffling", low=0, label="Random seed")
+    seed: int = _option(42, "seed of the split, the shuffling, the initial weights and the augmentations", low=0, label="Random seed")
     # model
     architecture: str = _option("resnet", "network: our compact residual CNN or Keras' MobileNetV2 (from scratch)",
                                 choices=ARCHITECTURES, label="Network")
