@@ -29,6 +29,7 @@ from realworld import utk_split  # noqa: E402
 
 from core.config import DEFAULT_MODEL_DIR  # noqa: E402
 from core.data.datasets import load_images  # noqa: E402
+from core.evaluate.metrics import inside_bracket  # noqa: E402
 from core.inference.predictor import Predictor  # noqa: E402
 
 BANDS = ((0, 3), (4, 7), (8, 12), (13, 19), (20, 39), (40, 59), (60, 200))
@@ -48,7 +49,7 @@ def estimates(dist: np.ndarray) -> dict[str, np.ndarray]:
 def scores(predicted: np.ndarray, true: np.ndarray) -> dict:
     error = predicted - true
     inside = [(true >= lo) & (true <= hi) for lo, hi in BRACKETS]
-    hits = sum(((predicted[rows] >= lo) & (predicted[rows] < hi + 1)).sum() for rows, (lo, hi) in zip(inside, BRACKETS))
+    hits = sum(inside_bracket(predicted[rows], lo, hi).sum() for rows, (lo, hi) in zip(inside, BRACKETS))
     bands = {f"{lo}-{hi}": [round(float(np.abs(error[rows]).mean()), 3), round(float(error[rows].mean()), 2)]
              for lo, hi in BANDS if (rows := (true >= lo) & (true <= hi)).any()}
     return {"mae": round(float(np.abs(error).mean()), 3), "in_bracket": round(float(hits / sum(map(np.sum, inside))), 4),

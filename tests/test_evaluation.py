@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.config import PROJECT_ROOT
-from core.evaluate.metrics import score
+from core.evaluate.metrics import inside_bracket, score
 from core.inference.predictor import Predictor
 from testkit.datasets import write_utkface_folder
 
@@ -163,3 +163,8 @@ def test_a_set_scored_in_chunks_keeps_its_groups_and_brackets(tmp_path, tiny_mod
     metrics, predictions = evaluate(Predictor(tiny_model_dir), table, chunk=2, detect=False)
     assert predictions["album"].tolist() == ["one"] * 4 + ["two"] * 4
     assert metrics["by_album"]["one"]["n"] == 4 and metrics["by_bracket"]["20-29"]["n"] == 3
+
+
+def test_a_bracket_holds_its_last_year_to_its_end_for_arrays_as_for_tables():
+    ages = np.array([3.99, 4.0, 6.99, 7.0])
+    assert inside_bracket(ages, 4, 6).tolist() == [False, True, True, False]

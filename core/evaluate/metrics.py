@@ -76,13 +76,19 @@ def _summary(rows: pd.DataFrame) -> dict:
     return summary
 
 
+def inside_bracket(age, lo, hi):
+    """Whether predicted ages (arrays or Series) count as inside true brackets [lo, hi] of whole
+    years: a predicted age is a real number and a bracket's last year runs to its end, so the
+    test is lo <= age < hi + 1 (a child of 6 years and 8 months is in 4-6)."""
+    return (age >= lo) & (age < hi + 1)
+
+
 def _bracket_hits(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """For the rows with a true bracket: whether the predicted age lies in [lo, hi + 1), and how
-    many years it lies outside that range (0 inside)."""
+    """For the rows with a true bracket: whether the predicted age is inside it (`inside_bracket`),
+    and how many years it lies outside [lo, hi + 1) (0 inside)."""
     bracketed = rows[rows["bracket_lo"].notna()]
-    age, lo, hi = bracketed["age_pred"], bracketed["bracket_lo"].astype(float), bracketed["bracket_hi"].astype(float) + 1
-    inside = (age >= lo) & (age < hi)
-    return inside, (lo - age).clip(lower=0) + (age - hi).clip(lower=0)
+    age, lo, hi = bracketed["age_pred"], bracketed["bracket_lo"].astype(float), bracketed["bracket_hi"].astype(float)
+    return inside_bracket(age, lo, hi), (lo - age).clip(lower=0) + (age - hi - 1).clip(lower=0)
 
 
 def _confusion(true: pd.Series, pred: pd.Series, labels: tuple[str, ...]) -> dict:
